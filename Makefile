@@ -1,0 +1,36 @@
+# The two commands of the README:  make run  ·  make test
+# Both create .venv and install the pinned requirements on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench chromium clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+## make run: the whole platform on the embedded PostgreSQL (Ctrl-C stops it)
+run: $(STAMP)
+	$(PY) run.py
+
+## make test: the test suite against a real PostgreSQL and a real headless Chromium
+test: $(STAMP) chromium
+	$(PY) -m pytest
+
+## Debian's chromium for the browser tests (test tools cannot download their own browser here)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## make bench: every benchmark (prints figures; see docs/performance.md)
+bench: $(STAMP)
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pgdata-test artifacts

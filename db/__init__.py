@@ -1,0 +1,1 @@
+"""The data core every process shares: settings, session, models, migrations, seed, read queries."""

@@ -1,0 +1,323 @@
+"""The domain model (PRODUCT.md §Domain model) as typed SQLAlchemy 2 tables.
+
+The schema itself exists only through the Alembic migrations in db/migrations.
+Statuses and kinds are Python enums stored as text with CHECK constraints.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class StrEnum(str, enum.Enum):
+    def __str__(self) -> str:  # so f-strings show the value
+        return self.value
+
+
+class AssetType(StrEnum):
+    HVAC = "HVAC"
+    CHILLER = "CHILLER"
+    ELEVATOR = "ELEVATOR"
+
+
+class MetricKind(StrEnum):
+    GAUGE = "gauge"
+    COUNTER = "counter"
+
+
+class RuleType(StrEnum):
+    THRESHOLD = "threshold"
+    CONSECUTIVE = "consecutive"
+    RUNTIME = "runtime"
+    RATE_OF_CHANGE = "rate_of_change"
+
+
+class Aggregation(StrEnum):
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACK = "ack"
+    CLOSED = "closed"
+
+
+class WorkOrderStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class FaultKind(StrEnum):
+    SUPPLY_AIR_DRIFT = "supply_air_drift"
+    FAN_VIBRATION = "fan_vibration"
+    COOLING_LOSS = "cooling_loss"
+    RUN_HOURS_JUMP = "run_hours_jump"
+    MOTOR_OVERHEAT = "motor_overheat"
+    DOOR_CYCLES_JUMP = "door_cycles_jump"
+    SLOW_DRIFT = "slow_drift"
+    DROPOUT = "dropout"
+    FLATLINE = "flatline"
+
+
+CONDITIONS = (">", "<", ">=", "<=")
+PRIORITY_BY_SEVERITY = {Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
+
+
+def _check_in(column: str, enum_cls: type[enum.Enum], name: str) -> CheckConstraint:
+    values = ", ".join(f"'{e.value}'" for e in enum_cls)
+    return CheckConstraint(f"{column} IN ({values})", name=name)
+
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100), default="Casablanca")
+    address: Mapped[str | None] = mapped_column(String(300))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+
+    assets: Mapped[list[Asset]] = relationship(back_populates="site", lazy="raise")
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+    __table_args__ = (_check_in("type", AssetType, "assets_type_check"),)
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    # How often the asset is expected to report; "no data" is 3 x this without telemetry.
+    expected_cadence_s: Mapped[int] = mapped_column(Integer, default=10)
+
+    site: Mapped[Site] = relationship(back_populates="assets", lazy="raise")
+
+
+class Metric(Base):
+    """The metric catalog: one row per metric name, with the asset types that report it."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (_check_in("kind", MetricKind, "metrics_kind_check"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    unit: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    asset_types: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    label_fr: Mapped[str] = mapped_column(String(100))
+    label_en: Mapped[str] = mapped_column(String(100))
+
+
+class Telemetry(Base):
+    """One reading: (asset, metric, timestamp) is the key, so a re-sent reading is stored once."""
+
+    __tablename__ = "telemetry"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id"), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Policy(Base):
+    """A maintenance policy, loaded from db/policies.yaml by `python -m db upgrade`."""
+
+    __tablename__ = "policies"
+    __table_args__ = (
+        _check_in("asset_type", AssetType, "policies_asset_type_check"),
+        _check_in("rule_type", RuleType, "policies_rule_type_check"),
+        _check_in("severity", Severity, "policies_severity_check"),
+        CheckConstraint("condition IN ('>', '<', '>=', '<=')", name="policies_condition_check"),
+        CheckConstraint(
+            "aggregation IS NULL OR aggregation IN ('avg', 'min', 'max')",
+            name="policies_aggregation_check",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    asset_type: Mapped[str] = mapped_column(String(16))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id"))
+    rule_type: Mapped[str] = mapped_column(String(16))
+    aggregation: Mapped[str | None] = mapped_column(String(8))
+    condition: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Float)
+    window_minutes: Mapped[int | None] = mapped_column(Integer)
+    consecutive_points: Mapped[int | None] = mapped_column(Integer)
+    severity: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    auto_work_order: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    metric: Mapped[Metric] = relationship(lazy="raise")
+
+
+class CounterReset(Base):
+    """A reset of a counter (run_hours, door_cycles): later runtime rules count from `baseline`."""
+
+    __tablename__ = "counter_resets"
+    __table_args__ = (Index("ix_counter_resets_asset_metric_at", "asset_id", "metric_id", "reset_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"))
+    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id"))
+    reset_at: Mapped[datetime] = mapped_column(TZ)
+    baseline: Mapped[float] = mapped_column(Float)
+    reset_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PolicyEvaluation(Base):
+    """The last evaluated value of each (asset, policy), for "R1: 19.4 / 20 °C" and statuses."""
+
+    __tablename__ = "policy_evaluations"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), primary_key=True)
+    evaluated_at: Mapped[datetime] = mapped_column(TZ)
+    value: Mapped[float | None] = mapped_column(Float)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    firing: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        _check_in("status", AlertStatus, "alerts_status_check"),
+        _check_in("severity", Severity, "alerts_severity_check"),
+        # At most one live (open or ack) alert per (asset, policy): racing evaluators cannot duplicate.
+        Index(
+            "uq_alerts_live_asset_policy",
+            "asset_id",
+            "policy_id",
+            unique=True,
+            postgresql_where=text("status IN ('open', 'ack')"),
+        ),
+        Index("ix_alerts_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    severity: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8), default=AlertStatus.OPEN.value)
+    message: Mapped[str] = mapped_column(Text)
+    observed_value: Mapped[float | None] = mapped_column(Float)
+    acked_by: Mapped[str | None] = mapped_column(String(100))
+    acked_at: Mapped[datetime | None] = mapped_column(TZ)
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    closed_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    asset: Mapped[Asset] = relationship(lazy="raise")
+    policy: Mapped[Policy] = relationship(lazy="raise")
+
+
+class WorkOrder(Base):
+    __tablename__ = "work_orders"
+    __table_args__ = (
+        _check_in("status", WorkOrderStatus, "work_orders_status_check"),
+        CheckConstraint("priority BETWEEN 1 AND 3", name="work_orders_priority_check"),
+        Index("ix_work_orders_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), unique=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+    closed_at: Mapped[datetime | None] = mapped_column(TZ)
+    status: Mapped[str] = mapped_column(String(16), default=WorkOrderStatus.OPEN.value)
+    priority: Mapped[int] = mapped_column(SmallInteger)  # 1 = high severity … 3 = low
+    assigned_to: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+    alert: Mapped[Alert | None] = relationship(lazy="raise")
+    asset: Mapped[Asset] = relationship(lazy="raise")
+
+
+class AuditEntry(Base):
+    """Every change to an alert or a work order: who, when, from, to, comment."""
+
+    __tablename__ = "audit_trail"
+    __table_args__ = (
+        CheckConstraint("entity IN ('alert', 'work_order', 'counter')", name="audit_entity_check"),
+        Index("ix_audit_entity", "entity", "entity_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(TZ)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))
+    from_value: Mapped[str | None] = mapped_column(String(200))
+    to_value: Mapped[str | None] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class SimulatorFault(Base):
+    """A fault injected into the simulator (demo scenario); the simulator reads these through the API."""
+
+    __tablename__ = "simulator_faults"
+    __table_args__ = (
+        _check_in("fault", FaultKind, "simulator_faults_fault_check"),
+        CheckConstraint("intensity >= 0 AND intensity <= 1", name="simulator_faults_intensity_check"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    fault: Mapped[str] = mapped_column(String(32))
+    intensity: Mapped[float] = mapped_column(Float)
+    ramp_s: Mapped[int] = mapped_column(Integer, default=0)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    ends_at: Mapped[datetime] = mapped_column(TZ)
+    stopped_at: Mapped[datetime | None] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(100), default="dashboard")
+
+    asset: Mapped[Asset] = relationship(lazy="raise")

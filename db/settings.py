@@ -1,0 +1,49 @@
+"""All configuration, read once from the environment (documented in .env.example)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore")
+
+    # Database: unset means the embedded PostgreSQL server with its data in PGDATA_DIR.
+    database_url: str | None = None
+    pgdata_dir: Path = PROJECT_ROOT / ".pgdata"
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    ingest_api_key: str = "dev-ingest-key"  # development default; set your own in production
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch_readings: int = 20_000
+    future_tolerance_s: int = 300  # timestamps further ahead than this are refused
+
+    # Rule engine
+    rules_interval_s: float = 60.0
+
+    # Simulator
+    sim_interval_s: float = 10.0
+    sim_seed: int = 42
+    sim_buffer_dir: Path = PROJECT_ROOT / ".sim-buffer"
+
+    # Dashboard
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8501
+
+    # Logs
+    log_level: str = "INFO"
+    log_format: str = "console"  # or "json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()

@@ -1,0 +1,25 @@
+"""`python -m db upgrade`: apply the migrations, then load the seed and the policy file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from db.seed import seed
+from db.session import get_engine
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+def upgrade() -> None:
+    """Migrate to head and refresh the seed, in one transaction; safe to run concurrently."""
+    cfg = Config(str(ALEMBIC_INI))
+    with get_engine().begin() as conn:
+        # Several processes may start at once (docker compose, make run): one upgrades at a time.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7340001)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        seed(conn)

@@ -1,0 +1,35 @@
+"""Request dependencies: a session whose transaction the request owns, and the API key."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header
+from sqlalchemy.orm import Session
+
+from db.errors import Unauthorized
+from db.session import session_scope
+from db.settings import get_settings
+
+
+def get_session() -> Iterator[Session]:
+    """One transaction per request: committed after the handler, rolled back on error."""
+    with session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_api_key(x_api_key: Annotated[str | None, Header(description="INGEST_API_KEY")] = None) -> None:
+    """Writes need X-API-Key equal to INGEST_API_KEY (the key itself is never logged)."""
+    expected = get_settings().ingest_api_key
+    if x_api_key is None:
+        raise Unauthorized("missing X-API-Key header", field="X-API-Key")
+    if not secrets.compare_digest(x_api_key.encode(), expected.encode()):
+        raise Unauthorized("invalid API key", field="X-API-Key")
+
+
+ApiKey = Depends(require_api_key)

@@ -1,0 +1,1 @@
+"""One module per resource; each is a thin caller of the service layer."""

@@ -1,0 +1,133 @@
+"""What enters and leaves the API: pydantic models, separate from the ORM rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# A metric value: a JSON number (not a string, not a boolean), finite.
+MetricValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class TelemetryIn(BaseModel):
+    """One reading of one asset: the payload of the requirements, §7.1."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "site_code": "CAS-S1",
+                    "asset_code": "CAS-S1-HVAC_1",
+                    "timestamp": "2025-12-09T10:15:23Z",
+                    "metrics": {"temp_out_air": 32.5, "temp_supply_air": 17.8, "power_kw": 12.3, "vibration_level": 3.1},
+                }
+            ]
+        },
+    )
+
+    site_code: str = Field(min_length=1, max_length=32)
+    asset_code: str = Field(min_length=1, max_length=64)
+    timestamp: AwareDatetime = Field(description="ISO 8601 with a zone (Z or ±hh:mm)")
+    metrics: dict[str, MetricValue] = Field(min_length=1, max_length=64, description="metric name → value")
+
+
+class TelemetryBatchIn(BaseModel):
+    """Many readings of many assets in one request (gateways, back-fill)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[TelemetryIn] = Field(min_length=1)
+
+
+class IngestOut(BaseModel):
+    status: str = "ok"
+    inserted_points: int = Field(description="points newly stored (a re-sent point is not counted twice)")
+
+
+class BatchIngestOut(IngestOut):
+    readings: int
+    points: int
+    duplicates: int = Field(description="points already stored before this request")
+
+
+class SiteOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    city: str
+    latitude: float | None
+    longitude: float | None
+    assets: int
+    open_alerts: dict[str, int] = Field(description="live (open or ack) alerts by severity")
+
+
+class AssetOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    type: str
+    site_id: int
+    site_code: str
+    last_seen: datetime | None
+    last_values: dict[str, float] = Field(default_factory=dict)
+
+
+class PointOut(BaseModel):
+    ts: datetime
+    value: float
+
+
+class MetricSeriesOut(BaseModel):
+    metric: str
+    unit: str
+    points: list[PointOut]
+
+
+class AssetMetricsOut(BaseModel):
+    asset_id: int
+    asset_code: str
+    start: datetime
+    end: datetime
+    series: list[MetricSeriesOut]
+
+
+class AlertOut(BaseModel):
+    id: int
+    asset_id: int
+    asset_code: str
+    site_code: str
+    policy_code: str
+    title: str
+    created_at: datetime
+    severity: str
+    status: str
+    message: str
+    observed_value: float | None
+    acked_by: str | None
+    acked_at: datetime | None
+    closed_by: str | None
+    closed_at: datetime | None
+
+
+class WorkOrderOut(BaseModel):
+    id: int
+    alert_id: int | None
+    asset_id: int
+    asset_code: str
+    site_code: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    status: str
+    priority: int
+    assigned_to: str | None
+    notes: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str

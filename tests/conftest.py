@@ -1,0 +1,137 @@
+"""Test fixtures: a real PostgreSQL (the embedded server in .pgdata-test, or TEST_DATABASE_URL),
+a fresh database migrated and seeded once per run, cleaned after every test; a real uvicorn
+server on 127.0.0.1 for the API."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+TEST_DB = f"m40_test_{os.getpid()}"
+PROJECT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-not-the-default"
+
+MUTABLE_TABLES = (
+    "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults"
+)
+
+
+def _server_url() -> str:
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"]
+    from db.session import start_embedded
+
+    return start_embedded(PROJECT / ".pgdata-test")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated, seeded database for this test run; dropped at the end."""
+    from db.session import libpq_url, normalize_url, reset_caches
+
+    admin = libpq_url(_server_url())
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+    url = normalize_url(make_url(normalize_url(admin)).set(database=TEST_DB).render_as_string(hide_password=False))
+    os.environ["DATABASE_URL"] = url
+    os.environ["INGEST_API_KEY"] = API_KEY
+    reset_caches()
+    from db.upgrade import upgrade
+
+    upgrade()
+    yield url
+    reset_caches()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection to the test database (for arranging and checking rows)."""
+    from db.session import libpq_url
+
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(autouse=True)
+def _clean(request) -> Iterator[None]:
+    """After each test that used the database: empty the mutable tables and restore the seed."""
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    from db.seed import seed
+    from db.session import get_engine, libpq_url
+    from sqlalchemy import text
+
+    with psycopg.connect(libpq_url(os.environ["DATABASE_URL"]), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+    with get_engine().begin() as conn:
+        conn.execute(text("DELETE FROM assets WHERE code NOT LIKE 'CAS-S_-%\\_1' ESCAPE '\\'"))
+        conn.execute(text("DELETE FROM sites WHERE code NOT IN ('CAS-S1', 'CAS-S2')"))
+        seed(conn)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving the real app in a thread, on 127.0.0.1 only."""
+
+    def __init__(self, app, port: int):
+        import uvicorn
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("API server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_api(database_url: str) -> Iterator[LiveServer]:
+    """The API, as deployed (uvicorn), for the whole run."""
+    from ingest.main import create_app
+
+    server = LiveServer(create_app(), free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(live_api: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client on the live API, carrying the API key."""
+    with httpx.Client(base_url=live_api.url + "/api/v1", headers={"X-API-Key": API_KEY}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def anon_api(live_api: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client on the live API without an API key."""
+    with httpx.Client(base_url=live_api.url + "/api/v1", timeout=30) as client:
+        yield client
