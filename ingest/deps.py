@@ -23,7 +23,7 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_api_key(x_api_key: Annotated[str | None, Header(description="INGEST_API_KEY")] = None) -> None:
+async def require_api_key(x_api_key: Annotated[str | None, Header(description="INGEST_API_KEY")] = None) -> None:
     """Writes need X-API-Key equal to INGEST_API_KEY (the key itself is never logged)."""
     expected = get_settings().ingest_api_key
     if x_api_key is None:

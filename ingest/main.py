@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db.errors import DomainError, PayloadTooLarge
+from db.errors import DomainError, InvalidInput, PayloadTooLarge
 from db.session import database_url, libpq_url
 from db.settings import get_settings
 from ingest.observability import ApiMetrics, LatencyMiddleware
 from ingest.routes import alerts, health, sites, telemetry, workorders
-from ingest.telemetry import Catalog, GroupCommitWriter
+from ingest.telemetry import AsyncWriter, Catalog
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,6 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(err.to_dict(), status_code=err.status_code)
 
 
-def _field(loc: tuple) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
-    return out or "body"
-
-
 def create_app() -> FastAPI:
     """The FastAPI application with its catalog cache, group-commit writer and metrics."""
     settings = get_settings()
@@ -74,13 +67,13 @@ def create_app() -> FastAPI:
         dsn = libpq_url(database_url())
         app.state.catalog = Catalog(dsn)
         app.state.catalog.reload()
-        app.state.writer = GroupCommitWriter(dsn)
-        app.state.writer.start()
+        app.state.writer = AsyncWriter(dsn)
+        await app.state.writer.start()
         log.info("API ready", extra={"assets": len(app.state.catalog.assets)})
         try:
             yield
         finally:
-            app.state.writer.stop()
+            await app.state.writer.stop()
 
     app = FastAPI(
         title="Maintenance 4.0 API",
@@ -92,20 +85,25 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        body = exc.to_dict()
         if request.method != "GET":
             metrics.rejected.labels(type(exc).__name__).inc()
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+            if exc.status_code in (413, 422) and "nothing was stored" not in body["detail"]:
+                body["detail"] += "; nothing was stored"
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse(
+            {"detail": "database unavailable; nothing was stored, retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
-        metrics.rejected.labels("InvalidInput").inc()
-        first = errors[0] if errors else {"field": "body", "reason": "invalid"}
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        detail = f"{first['field']}: {first['reason']}{more}"
-        if request.method != "GET":
-            detail += "; nothing was stored"
-        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+        return await domain_error(request, InvalidInput.from_validation(exc.errors()))
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

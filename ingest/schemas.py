@@ -34,6 +34,24 @@ class TelemetryIn(BaseModel):
     metrics: dict[str, MetricValue] = Field(min_length=1, max_length=64, description="metric name → value")
 
 
+def inline_schema(model: type[BaseModel]) -> dict:
+    """The model's JSON schema with its nested definitions inlined (for openapi_extra)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
 class TelemetryBatchIn(BaseModel):
     """Many readings of many assets in one request (gateways, back-fill)."""
 

@@ -7,13 +7,12 @@ ever lost; a request with any bad reading is refused whole and writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
@@ -95,61 +94,61 @@ def to_points(
 ) -> list[Point]:
     """Check every reading and turn them into points; raise InvalidInput naming each bad field.
 
-    A point repeated inside the request (same asset, metric and timestamp) is kept once.
+    A point repeated inside one request is not an error: the writer stores it once.
     """
     errors: list[dict] = []
-    points: dict[Key, float] = {}
+    points: list[Point] = []
     latest = now + timedelta(seconds=future_tolerance_s)
     metrics = catalog.metrics
     for i, r in enumerate(readings):
-        where = f"{prefix}[{i}]." if prefix else ""
         asset = catalog.asset(r.asset_code)
-        if asset is None:
-            if not catalog.has_site(r.site_code):
-                errors.append({"field": f"{where}site_code", "reason": f"unknown site {r.site_code!r}"})
-            else:
-                errors.append({"field": f"{where}asset_code", "reason": f"unknown asset {r.asset_code!r}"})
+        if asset is None or asset.site_code != r.site_code or r.timestamp > latest:
+            errors.append(_reading_error(catalog, r, asset, f"{prefix}[{i}]." if prefix else "", future_tolerance_s))
             continue
-        if asset.site_code != r.site_code:
-            reason = (
-                f"asset {r.asset_code!r} is not on site {r.site_code!r} (it is on {asset.site_code})"
-                if catalog.has_site(r.site_code)
-                else f"unknown site {r.site_code!r}"
-            )
-            field_name = "asset_code" if catalog.has_site(r.site_code) else "site_code"
-            errors.append({"field": f"{where}{field_name}", "reason": reason})
-            continue
-        if r.timestamp > latest:
-            errors.append(
-                {
-                    "field": f"{where}timestamp",
-                    "reason": f"timestamp {r.timestamp.isoformat()} is more than {future_tolerance_s:g} s in the future",
-                }
-            )
-            continue
+        aid, typ, ts = asset.id, asset.type, r.timestamp
         for name, value in r.metrics.items():
-            mid = metrics.get((asset.type, name))
+            mid = metrics.get((typ, name))
             if mid is None:
-                errors.append(
-                    {"field": f"{where}metrics.{name}", "reason": f"unknown metric {name!r} for asset type {asset.type}"}
-                )
+                where = f"{prefix}[{i}]." if prefix else ""
+                errors.append({"field": f"{where}metrics.{name}", "reason": f"unknown metric {name!r} for asset type {typ}"})
                 continue
-            points.setdefault((asset.id, mid, r.timestamp), float(value))
+            points.append((aid, mid, ts, value))
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise InvalidInput(f"{first['field']}: {first['reason']}{more}; nothing was stored", errors=errors)
-    return [(a, m, ts, v) for (a, m, ts), v in points.items()]
+    return points
+
+
+def _reading_error(catalog: Catalog, r: TelemetryIn, asset: AssetRef | None, where: str, tolerance: float) -> dict:
+    """The error of a reading whose site, asset or timestamp is wrong."""
+    site_known = catalog.has_site(r.site_code)
+    if not site_known:
+        return {"field": f"{where}site_code", "reason": f"unknown site {r.site_code!r}"}
+    if asset is None:
+        return {"field": f"{where}asset_code", "reason": f"unknown asset {r.asset_code!r}"}
+    if asset.site_code != r.site_code:
+        return {
+            "field": f"{where}asset_code",
+            "reason": f"asset {r.asset_code!r} is not on site {r.site_code!r} (it is on {asset.site_code})",
+        }
+    return {
+        "field": f"{where}timestamp",
+        "reason": f"timestamp {r.timestamp.isoformat()} is more than {tolerance:g} s in the future",
+    }
 
 
 _COPY_TYPES = ["int4", "int2", "timestamptz", "float8"]
-
-
-def _copy(cur: psycopg.Cursor, table: str, points: Iterable[Point]) -> None:
-    with cur.copy(f"COPY {table} (asset_id, metric_id, ts, value) FROM STDIN (FORMAT BINARY)") as cp:
-        cp.set_types(_COPY_TYPES)
-        for p in points:
-            cp.write_row(p)
+_COPY = "COPY {table} (asset_id, metric_id, ts, value) FROM STDIN (FORMAT BINARY)"
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS telemetry_in "
+    "(asset_id int4, metric_id int2, ts timestamptz, value float8) ON COMMIT DELETE ROWS"
+)
+_MERGE = (
+    "INSERT INTO telemetry (asset_id, metric_id, ts, value) "
+    "SELECT asset_id, metric_id, ts, value FROM telemetry_in "
+    "ON CONFLICT DO NOTHING RETURNING asset_id, metric_id, ts"
+)
 
 
 def write_points(conn: psycopg.Connection, points: Sequence[Point]) -> set[Key] | None:
@@ -158,136 +157,150 @@ def write_points(conn: psycopg.Connection, points: Sequence[Point]) -> set[Key] 
     Fast path: one binary COPY straight into the table (returns None: every point was new).
     When some point is already there (a re-send), the COPY is undone to its savepoint and the
     points go through a staging table with ON CONFLICT DO NOTHING; returns the keys inserted.
+    (`AsyncWriter._write_points` is the same two steps on an async connection.)
     """
     if not points:
         return set()
     try:
-        with conn.transaction(), conn.cursor() as cur:
-            _copy(cur, "telemetry", points)
+        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY.format(table="telemetry")) as cp:
+            cp.set_types(_COPY_TYPES)
+            for p in points:
+                cp.write_row(p)
         return None
     except pg_errors.UniqueViolation:
         pass
     with conn.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS telemetry_in "
-            "(asset_id int4, metric_id int2, ts timestamptz, value float8) ON COMMIT DELETE ROWS"
-        )
+        cur.execute(_STAGING)
+        with cur.copy(_COPY.format(table="telemetry_in")) as cp:
+            cp.set_types(_COPY_TYPES)
+            for p in points:
+                cp.write_row(p)
+        cur.execute(_MERGE)
+        rows = cur.fetchall()
         cur.execute("TRUNCATE telemetry_in")
-        _copy(cur, "telemetry_in", points)
-        cur.execute(
-            "INSERT INTO telemetry (asset_id, metric_id, ts, value) "
-            "SELECT asset_id, metric_id, ts, value FROM telemetry_in "
-            "ON CONFLICT DO NOTHING RETURNING asset_id, metric_id, ts"
-        )
-        return {(a, m, ts) for a, m, ts in cur.fetchall()}
+        return {(a, m, ts) for a, m, ts in rows}
 
 
-@dataclass
-class _Submission:
-    points: list[Point]
-    future: Future = field(default_factory=Future)
+def _counts(batch: list[tuple[list[Point], asyncio.Future]], inserted: set[Key] | None) -> list[int]:
+    """How many points each waiting request newly stored; a point sent by two of them counts
+    for the first."""
+    if inserted is None:  # the fast path: every point was new
+        return [len(points) for points, _ in batch]
+    unclaimed = set(inserted)
+    counts = []
+    for points, _ in batch:
+        n = 0
+        for a, m, ts, _v in points:
+            if (a, m, ts) in unclaimed:
+                unclaimed.discard((a, m, ts))
+                n += 1
+        counts.append(n)
+    return counts
 
 
-class GroupCommitWriter:
-    """One thread, one connection: every submission waiting when a write starts goes into the
-    same COPY and the same commit; each submitter gets its own count of newly stored points."""
+class AsyncWriter:
+    """Group commit on the event loop: every request waiting when a connection is free goes into
+    one COPY and one commit, and is answered with its own count after that commit. Two
+    connections, so one group is copied while the previous one commits. No threads: no GIL
+    hand-offs on the hot path."""
 
-    def __init__(self, dsn: str, *, max_points: int = 200_000):
+    def __init__(self, dsn: str, *, connections: int = 2, max_points: int = 200_000):
         self._dsn = dsn
+        self._n = connections
         self._max_points = max_points
-        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="telemetry-writer", daemon=True)
-        self._conn: psycopg.Connection | None = None
+        self._pending: list[tuple[list[Point], asyncio.Future]] = []
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
         self.commits = 0
 
-    def start(self) -> None:
-        self._thread.start()
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._run(), name=f"telemetry-writer-{i}") for i in range(self._n)]
 
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+    async def stop(self) -> None:
+        """Finish what is queued, then close."""
+        while self._pending:
+            await asyncio.sleep(0.01)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def submit(self, points: list[Point]) -> Future:
-        """Queue points; the future resolves to the number newly stored, after the commit."""
-        sub = _Submission(points)
+    async def submit(self, points: list[Point]) -> int:
+        """Store points; returns how many were new, once they are committed."""
         if not points:
-            sub.future.set_result(0)
-        else:
-            self._queue.put(sub)
-        return sub.future
+            return 0
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((points, fut))
+        self._wake.set()
+        return await fut
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch, n = [first], len(first.points)
-            while n < self._max_points:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-                n += len(nxt.points)
-            self._write_batch(batch)
-        if self._conn is not None:
-            self._conn.close()
+    def _take(self) -> list[tuple[list[Point], asyncio.Future]]:
+        batch, n = [], 0
+        while self._pending and n < self._max_points:
+            item = self._pending.pop(0)
+            batch.append(item)
+            n += len(item[0])
+        return batch
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn)
-        return self._conn
-
-    def _write_batch(self, batch: list[_Submission]) -> None:
+    async def _run(self) -> None:
+        conn: psycopg.AsyncConnection | None = None
         try:
-            counts = self._write(batch)
+            while True:
+                batch = self._take()
+                if not batch:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if self._pending:
+                    self._wake.set()  # more waiting: let the other connection take it
+                conn = await self._write_batch(conn, batch)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _write_batch(self, conn, batch):
+        points = batch[0][0] if len(batch) == 1 else [p for pts, _ in batch for p in pts]
+        try:
+            if conn is None or conn.closed:
+                conn = await psycopg.AsyncConnection.connect(self._dsn)
+            inserted = await self._write_points(conn, points)
+            await conn.commit()
+            self.commits += 1
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
             log.warning("telemetry write failed: %s", exc)
-            if self._conn is not None:
-                try:
-                    self._conn.rollback()
-                except psycopg.Error:
-                    self._conn.close()
-            if len(batch) > 1:  # isolate: one bad submission must not fail the others
-                for sub in batch:
-                    self._write_batch([sub])
-                return
-            batch[0].future.set_exception(exc)
-            return
-        for sub, count in zip(batch, counts, strict=True):
-            sub.future.set_result(count)
+            if conn is not None:
+                await conn.close()
+            if len(batch) > 1 and not isinstance(exc, psycopg.OperationalError):
+                for item in batch:  # isolate: one bad request must not fail the others
+                    conn = await self._write_batch(None, [item])
+                return conn
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return None
+        for (_, fut), count in zip(batch, _counts(batch, inserted), strict=True):
+            if not fut.done():
+                fut.set_result(count)
+        return conn
 
-    def _write(self, batch: list[_Submission]) -> list[int]:
-        conn = self._connection()
-        if len(batch) == 1:
-            points = batch[0].points
-            owner = None
-        else:  # the same point in two waiting requests counts for the first one
-            owner: dict[Key, int] = {}
-            points = []
-            for i, sub in enumerate(batch):
-                for p in sub.points:
-                    k = (p[0], p[1], p[2])
-                    if k not in owner:
-                        owner[k] = i
-                        points.append(p)
-        inserted = write_points(conn, points)
-        conn.commit()
-        self.commits += 1
-        if inserted is None:  # all new
-            if owner is None:
-                return [len(points)]
-            counts = [0] * len(batch)
-            for i in owner.values():
-                counts[i] += 1
-            return counts
-        if owner is None:
-            return [len(inserted)]
-        counts = [0] * len(batch)
-        for k in inserted:
-            counts[owner[k]] += 1
-        return counts
+    @staticmethod
+    async def _write_points(conn: psycopg.AsyncConnection, points: list[Point]) -> set[Key] | None:
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
+                async with cur.copy(_COPY.format(table="telemetry")) as cp:
+                    cp.set_types(_COPY_TYPES)
+                    for p in points:
+                        await cp.write_row(p)
+            return None
+        except pg_errors.UniqueViolation:
+            pass
+        async with conn.cursor() as cur:
+            await cur.execute(_STAGING)
+            async with cur.copy(_COPY.format(table="telemetry_in")) as cp:
+                cp.set_types(_COPY_TYPES)
+                for p in points:
+                    await cp.write_row(p)
+            await cur.execute(_MERGE)
+            rows = await cur.fetchall()
+            await cur.execute("TRUNCATE telemetry_in")
+            return {(a, m, ts) for a, m, ts in rows}

@@ -163,8 +163,6 @@ def upgrade() -> None:
     sa.Column('metric_id', sa.SmallInteger(), nullable=False),
     sa.Column('ts', sa.DateTime(timezone=True), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
-    sa.ForeignKeyConstraint(['asset_id'], ['assets.id'], ),
-    sa.ForeignKeyConstraint(['metric_id'], ['metrics.id'], ),
     sa.PrimaryKeyConstraint('asset_id', 'metric_id', 'ts')
     )
     op.create_table('work_orders',
