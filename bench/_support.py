@@ -71,9 +71,10 @@ def api_server(env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "ingest.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+         "--log-level", "warning", "--no-access-log", ],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        # as deployed: WEB_CONCURRENCY uvicorn workers (.env.example: 2)
+        env={**os.environ, "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"), **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -46,7 +46,7 @@ class Catalog:
         self._loaded_at = 0.0
         self.sites: set[str] = set()
         self.assets: dict[str, AssetRef] = {}
-        self.metrics: dict[tuple[str, str], int] = {}  # (asset_type, metric name) -> metric_id
+        self.metrics: dict[str, dict[str, int]] = {}  # asset_type -> metric name -> metric_id
 
     def reload(self) -> None:
         """Read sites, assets and the metric catalog."""
@@ -58,11 +58,10 @@ class Catalog:
                     "SELECT a.id, a.code, s.code, a.type FROM assets a JOIN sites s ON s.id = a.site_id"
                 )
             }
-            metrics = {
-                (typ, name): mid
-                for mid, name, types in conn.execute("SELECT id, name, asset_types FROM metrics")
-                for typ in types
-            }
+            metrics: dict[str, dict[str, int]] = {}
+            for mid, name, types in conn.execute("SELECT id, name, asset_types FROM metrics"):
+                for typ in types:
+                    metrics.setdefault(typ, {})[name] = mid
         self.sites, self.assets, self.metrics = sites, assets, metrics
         self._loaded_at = time.monotonic()
 
@@ -106,8 +105,9 @@ def to_points(
             errors.append(_reading_error(catalog, r, asset, f"{prefix}[{i}]." if prefix else "", future_tolerance_s))
             continue
         aid, typ, ts = asset.id, asset.type, r.timestamp
+        of_type = metrics.get(typ, {})
         for name, value in r.metrics.items():
-            mid = metrics.get((typ, name))
+            mid = of_type.get(name)
             if mid is None:
                 where = f"{prefix}[{i}]." if prefix else ""
                 errors.append({"field": f"{where}metrics.{name}", "reason": f"unknown metric {name!r} for asset type {typ}"})
