@@ -1,77 +1,166 @@
 """`make run`: the whole platform on one machine, in the foreground.
 
-Starts (or joins) the embedded PostgreSQL unless DATABASE_URL is set, runs `python -m db upgrade`,
-then every service as its own process with the same command Docker uses, prefixes each log
-line with the service name, prints the URLs, and stops everything on Ctrl-C.
+1. Uses DATABASE_URL, or starts (or joins) the embedded PostgreSQL with its data in PGDATA_DIR.
+2. `python -m db upgrade` (migrations, seed, policy file).
+3. Starts the API and waits until it answers; back-fills 24 h of history when the database
+   has no telemetry yet, so charts are never empty.
+4. Starts the scheduler, the simulator and the dashboard — each with the same command as its
+   docker-compose service — and prefixes every log line with the service's name.
+5. Prints the URLs; Ctrl-C (or SIGTERM) stops every service, then the embedded server.
+   A second start keeps the data.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from datetime import UTC, datetime
+
+import httpx
 
 from db.session import database_url
-from db.settings import get_settings
+from db.settings import PROJECT_ROOT, Settings, get_settings
 
 
-def services(settings) -> dict[str, list[str]]:
-    """name -> command; the same entry points as docker-compose.yml."""
+def services(settings: Settings) -> dict[str, list[str]]:
+    """name -> command: the entry points of PRODUCT.md, as in docker-compose.yml."""
     py = sys.executable
     return {
         "api": [py, "-m", "uvicorn", "ingest.main:app", "--host", settings.api_host, "--port", str(settings.api_port)],
+        "scheduler": [py, "-m", "engine"],
+        "simulator": [py, "-m", "simulator"],
+        "dashboard": [
+            py, "-m", "streamlit", "run", "app.py",
+            "--server.address", settings.dashboard_host, "--server.port", str(settings.dashboard_port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        ],
     }
 
 
-def _pump(name: str, stream, width: int) -> None:
-    for line in iter(stream.readline, ""):
-        sys.stdout.write(f"{name:<{width}} | {line}")
-        sys.stdout.flush()
+class Supervisor:
+    """Starts child processes, prefixes their output, stops them all together."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.width = 9
+        self.lock = threading.Lock()
+
+    def say(self, name: str, line: str) -> None:
+        with self.lock:
+            sys.stdout.write(f"{name:<{self.width}} | {line.rstrip()}\n")
+            sys.stdout.flush()
+
+    def start(self, name: str, cmd: list[str]) -> None:
+        p = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1, start_new_session=True,
+        )
+        self.procs[name] = p
+        threading.Thread(target=self._pump, args=(name, p), daemon=True).start()
+
+    def _pump(self, name: str, p: subprocess.Popen) -> None:
+        for line in iter(p.stdout.readline, ""):
+            self.say(name, line)
+
+    def dead(self) -> str | None:
+        return next((n for n, p in self.procs.items() if p.poll() is not None), None)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, p in self.procs.items():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("run", f"{name} did not stop in time; killing it")
+                os.killpg(p.pid, signal.SIGKILL)
 
 
-def main() -> int:
+def wait_for_api(url: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the API exited during start-up (see its log above)")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the API did not answer on {url} within {timeout_s:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-backfill", action="store_true", help="do not back-fill history on an empty database")
+    parser.add_argument("--only", nargs="+", metavar="SERVICE", help="start only these services (api is always started)")
+    args = parser.parse_args(argv)
+
     settings = get_settings()
-    env = dict(os.environ, DATABASE_URL=database_url(), PYTHONUNBUFFERED="1")
-    print("upgrading the database …", flush=True)
-    subprocess.run([sys.executable, "-m", "db", "upgrade"], env=env, check=True)
+    sup = Supervisor({})
+    sup.say("run", "starting PostgreSQL …" if not settings.database_url else "using DATABASE_URL")
+    url = database_url()
+    metrics_dir = tempfile.mkdtemp(prefix="m40-prometheus-")
+    sup.env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        PYTHONUNBUFFERED="1",
+        WEB_CONCURRENCY=os.environ.get("WEB_CONCURRENCY", "2"),
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+    )
+    sup.say("run", "upgrading the database …")
+    subprocess.run([sys.executable, "-m", "db", "upgrade"], cwd=PROJECT_ROOT, env=sup.env, check=True)
 
     cmds = services(settings)
-    width = max(map(len, cmds))
-    procs: dict[str, subprocess.Popen] = {}
-    for name, cmd in cmds.items():
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        procs[name] = p
-        threading.Thread(target=_pump, args=(name, p.stdout, width), daemon=True).start()
-
-    print(
-        f"\n  API        http://{settings.api_host}:{settings.api_port}/docs\n"
-        f"  (Ctrl-C stops everything; data stays in {settings.pgdata_dir if not settings.database_url else 'DATABASE_URL'})\n",
-        flush=True,
-    )
+    wanted = ["api", *[n for n in cmds if n != "api" and (not args.only or n in args.only)]]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    code = 0
     try:
+        sup.start("api", cmds["api"])
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        wait_for_api(api_url, sup.procs["api"])
+        if not args.no_backfill:
+            from simulator.backfill import backfill_if_empty
+
+            sup.say("run", "checking history (24 h back-fill on an empty database) …")
+            backfill_if_empty(api_url, settings.ingest_api_key, hours=24, now=datetime.now(UTC))
+        for name in wanted[1:]:
+            sup.start(name, cmds[name])
+        lines = [
+            "",
+            "  Maintenance 4.0 is running:",
+            f"    Dashboard   http://{settings.dashboard_host}:{settings.dashboard_port}",
+            f"    API docs    {api_url}/docs",
+            f"    Metrics     {api_url}/metrics",
+            f"  Data: {settings.pgdata_dir if not settings.database_url else 'DATABASE_URL'} — Ctrl-C stops everything.",
+            "",
+        ]
+        for line in lines:
+            sup.say("run", line)
         while not stop.is_set():
-            dead = [n for n, p in procs.items() if p.poll() is not None]
+            dead = sup.dead()
             if dead:
-                print(f"service {dead[0]} exited with {procs[dead[0]].returncode}; stopping", flush=True)
+                sup.say("run", f"{dead} exited with code {sup.procs[dead].returncode}; stopping everything")
+                code = 1
                 break
-            time.sleep(0.5)
+            stop.wait(0.5)
     except KeyboardInterrupt:
         pass
-    print("stopping …", flush=True)
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs.values():
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    return 0
+    finally:
+        sup.say("run", "stopping …")
+        sup.stop()
+        sup.say("run", "stopped")
+    return code
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def setup_logging(process: str) -> None:
         )
     )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # keep test-capture handlers (pytest's caplog), replace the rest
+    root.handlers[:] = [h for h in root.handlers if type(h).__module__.startswith("_pytest")] + [handler]
     root.setLevel(settings.log_level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "apscheduler"):
         logging.getLogger(name).handlers[:] = []

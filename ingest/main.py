@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.errors import DomainError, InvalidInput, PayloadTooLarge
+from db.logs import setup_logging
 from db.session import database_url, libpq_url
 from db.settings import get_settings
 from ingest.observability import ApiMetrics, LatencyMiddleware
@@ -60,6 +62,8 @@ def _too_large(limit: int) -> JSONResponse:
 def create_app() -> FastAPI:
     """The FastAPI application with its catalog cache, group-commit writer and metrics."""
     settings = get_settings()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -117,4 +121,5 @@ def create_app() -> FastAPI:
     return app
 
 
+setup_logging("api")
 app = create_app()
