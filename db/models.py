@@ -227,6 +227,20 @@ class PolicyEvaluation(Base):
     firing: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class RuleRun(Base):
+    """One evaluation of the policies (scheduler or "evaluate now"): for /metrics and the overview."""
+
+    __tablename__ = "rule_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZ, index=True)
+    duration_s: Mapped[float] = mapped_column(Float)
+    policies: Mapped[int] = mapped_column(Integer)
+    assets: Mapped[int] = mapped_column(Integer)
+    fired: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+
+
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (

@@ -149,3 +149,97 @@ class WorkOrderOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     database: str
+
+
+# --- rule engine and lifecycle ---------------------------------------------------------------
+
+Actor = Field(min_length=1, max_length=100, description="who does it (name or login)")
+
+
+class AlertAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: str = Actor
+    comment: str = Field(default="", max_length=2000)
+
+
+class WorkOrderTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_status: str = Field(description="open | in_progress | done")
+    actor: str = Actor
+    comment: str = Field(default="", max_length=2000)
+
+
+class WorkOrderPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: str = Actor
+    assigned_to: str | None = Field(default=None, max_length=100, description="empty string unassigns")
+    notes: str | None = Field(default=None, max_length=10000)
+
+
+class CounterResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: str = Actor
+    reason: str = Field(default="", max_length=2000)
+
+
+class CounterResetOut(BaseModel):
+    id: int
+    asset_id: int
+    metric: str
+    reset_at: datetime
+    baseline: float
+
+
+class AuditOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_value: str | None
+    to_value: str | None
+    comment: str
+
+
+class EvaluateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    now: AwareDatetime | None = Field(default=None, description="evaluate as of this time (default: now)")
+
+
+class FiredOut(BaseModel):
+    alert_id: int
+    asset_id: int
+    asset_code: str
+    policy_code: str
+    severity: str
+    message: str
+    work_order_id: int | None
+
+
+class EvaluateOut(BaseModel):
+    policies: int
+    assets: int
+    fired: list[FiredOut]
+    duration_s: float
+
+
+class EvaluationOut(BaseModel):
+    policy_code: str
+    title: str
+    metric: str
+    unit: str
+    condition: str
+    threshold: float
+    value: float | None
+    evaluated_at: datetime
+    firing: bool
+
+
+class AssetStatusOut(AssetOut):
+    status: str = Field(description="ok | watch | alert | no_data")
+    live_alerts: int
+    evaluations: list[EvaluationOut]
+
+
+class SiteRollupOut(SiteOut):
+    assets_by_status: dict[str, int]
+    open_work_orders: int
+    at_risk: bool

@@ -1,15 +1,17 @@
-"""Alerts: list (actions are added by the lifecycle service)."""
+"""Alerts: list, read, acknowledge, close, audit trail."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from db import queries
 from db.models import AlertStatus, Severity
-from ingest.deps import SessionDep
-from ingest.schemas import AlertOut
+from engine import alerts, audit
+from ingest.deps import ApiKey, SessionDep
+from ingest.schemas import AlertAction, AlertOut, AuditOut
 
 router = APIRouter(tags=["alerts"])
 
@@ -38,3 +40,26 @@ def get_alerts(
 def get_alert(alert_id: int, session: SessionDep) -> dict:
     """One alert."""
     return queries.get_alert_row(session, alert_id=alert_id)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, dependencies=[ApiKey])
+def post_ack(alert_id: int, body: AlertAction, session: SessionDep) -> dict:
+    """Acknowledge an open alert (409 otherwise)."""
+    alerts.acknowledge(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))
+    session.flush()
+    return queries.get_alert_row(session, alert_id=alert_id)
+
+
+@router.post("/alerts/{alert_id}/close", response_model=AlertOut, dependencies=[ApiKey])
+def post_close(alert_id: int, body: AlertAction, session: SessionDep) -> dict:
+    """Close an open or acknowledged alert (409 if already closed)."""
+    alerts.close(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))
+    session.flush()
+    return queries.get_alert_row(session, alert_id=alert_id)
+
+
+@router.get("/alerts/{alert_id}/audit", response_model=list[AuditOut])
+def get_alert_audit(alert_id: int, session: SessionDep) -> list[dict]:
+    """Who did what to this alert, oldest first."""
+    queries.get_alert_row(session, alert_id=alert_id)
+    return audit.trail(session, entity="alert", entity_id=alert_id)

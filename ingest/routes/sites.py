@@ -1,4 +1,4 @@
-"""Sites, their assets, and asset metric history."""
+"""Sites (with their roll-up), their assets (with status), asset metric history, counters."""
 
 from __future__ import annotations
 
@@ -9,22 +9,25 @@ from fastapi import APIRouter, Query
 
 from db import queries
 from db.errors import InvalidInput
-from ingest.deps import SessionDep
-from ingest.schemas import AssetMetricsOut, AssetOut, SiteOut
+from engine.counters import reset_counter
+from engine.status import asset_statuses, site_rollup
+from ingest.deps import ApiKey, SessionDep
+from ingest.schemas import AssetMetricsOut, AssetStatusOut, CounterResetIn, CounterResetOut, SiteRollupOut
 
 router = APIRouter(tags=["sites"])
 
 
-@router.get("/sites", response_model=list[SiteOut])
+@router.get("/sites", response_model=list[SiteRollupOut])
 def get_sites(session: SessionDep) -> list[dict]:
-    """Every site with its live alerts counted by severity."""
-    return queries.list_sites(session)
+    """Every site with live alerts by severity and assets by status; sites at risk first."""
+    return site_rollup(session, now=datetime.now(UTC))
 
 
-@router.get("/sites/{site_id}/assets", response_model=list[AssetOut])
+@router.get("/sites/{site_id}/assets", response_model=list[AssetStatusOut])
 def get_site_assets(site_id: int, session: SessionDep) -> list[dict]:
-    """The assets of a site with their last values."""
-    return queries.list_assets(session, site_id=site_id)
+    """The assets of a site with their status (ok / watch / alert / no_data) and last values."""
+    queries.get_site(session, site_id=site_id)
+    return asset_statuses(session, now=datetime.now(UTC), site_id=site_id)
 
 
 @router.get("/assets/{asset_id}/metrics", response_model=AssetMetricsOut)
@@ -43,6 +46,14 @@ def get_asset_metrics(
     if end - start > timedelta(days=7):
         raise InvalidInput("from: the range is limited to 7 days of raw points", field="from")
     return queries.metric_series(session, asset_id=asset_id, start=start, end=end, metrics=metric)
+
+
+@router.post("/assets/{asset_id}/counters/{metric}/reset", response_model=CounterResetOut, dependencies=[ApiKey])
+def post_counter_reset(asset_id: int, metric: str, body: CounterResetIn, session: SessionDep) -> dict:
+    """Reset a counter (run_hours, door_cycles) after maintenance: its current value becomes the baseline."""
+    r = reset_counter(session, asset_id=asset_id, metric=metric, actor=body.actor, reason=body.reason,
+                      now=datetime.now(UTC))
+    return {"id": r.id, "asset_id": r.asset_id, "metric": metric, "reset_at": r.reset_at, "baseline": r.baseline}
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:

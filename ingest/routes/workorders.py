@@ -1,15 +1,17 @@
-"""Work orders: list (actions are added by the lifecycle service)."""
+"""Work orders: list, read, move (transition), edit (assignee, notes), audit trail."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from db import queries
 from db.models import WorkOrderStatus
-from ingest.deps import SessionDep
-from ingest.schemas import WorkOrderOut
+from engine import audit, workorders
+from ingest.deps import ApiKey, SessionDep
+from ingest.schemas import AuditOut, WorkOrderOut, WorkOrderPatch, WorkOrderTransition
 
 router = APIRouter(tags=["workorders"])
 
@@ -32,3 +34,28 @@ def get_workorders(
 def get_workorder(workorder_id: int, session: SessionDep) -> dict:
     """One work order."""
     return queries.get_workorder_row(session, workorder_id=workorder_id)
+
+
+@router.post("/workorders/{workorder_id}/transition", response_model=WorkOrderOut, dependencies=[ApiKey])
+def post_transition(workorder_id: int, body: WorkOrderTransition, session: SessionDep) -> dict:
+    """open → in_progress → done (or back to open); done closes the alert (409 on an illegal move)."""
+    workorders.transition(session, workorder_id=workorder_id, to_status=body.to_status, actor=body.actor,
+                          comment=body.comment, now=datetime.now(UTC))
+    session.flush()
+    return queries.get_workorder_row(session, workorder_id=workorder_id)
+
+
+@router.patch("/workorders/{workorder_id}", response_model=WorkOrderOut, dependencies=[ApiKey])
+def patch_workorder(workorder_id: int, body: WorkOrderPatch, session: SessionDep) -> dict:
+    """Assign (empty string unassigns) and/or replace the notes."""
+    workorders.update(session, workorder_id=workorder_id, actor=body.actor, assigned_to=body.assigned_to,
+                      notes=body.notes, now=datetime.now(UTC))
+    session.flush()
+    return queries.get_workorder_row(session, workorder_id=workorder_id)
+
+
+@router.get("/workorders/{workorder_id}/audit", response_model=list[AuditOut])
+def get_workorder_audit(workorder_id: int, session: SessionDep) -> list[dict]:
+    """Who did what to this work order, oldest first."""
+    queries.get_workorder_row(session, workorder_id=workorder_id)
+    return audit.trail(session, entity="work_order", entity_id=workorder_id)

@@ -1,0 +1,1 @@
+"""Maintenance logic: rule evaluation, alerts, work orders, counters, statuses, the scheduler."""

@@ -1,0 +1,23 @@
+"""POST /rules/evaluate: run one evaluation now and answer what fired."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+
+from engine.evaluate import evaluate_all
+from ingest.deps import ApiKey, SessionDep
+from ingest.schemas import EvaluateIn, EvaluateOut
+
+router = APIRouter(tags=["rules"])
+
+
+@router.post("/rules/evaluate", response_model=EvaluateOut, dependencies=[ApiKey])
+def post_evaluate(session: SessionDep, request: Request, body: EvaluateIn | None = None) -> dict:
+    """Evaluate every enabled policy now (or as of `now`); answers the alerts created."""
+    result = evaluate_all(session, now=(body.now if body and body.now else datetime.now(UTC)), source="api")
+    for f in result.fired:
+        request.app.state.metrics.alerts_fired.labels(f["severity"]).inc()
+    return {"policies": result.policies, "assets": result.assets, "fired": result.fired,
+            "duration_s": result.duration_s}
