@@ -1,0 +1,29 @@
+"""`python -m engine`: the rule scheduler (every RULES_INTERVAL_S; one active instance).
+`python -m engine once`: evaluate every policy now and print what fired."""
+
+from __future__ import annotations
+
+import argparse
+
+from db.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["serve", "once"], default="serve",
+                        help="serve (default): run the scheduler; once: one evaluation now")
+    args = parser.parse_args(argv)
+    setup_logging("scheduler")
+    from engine.scheduler import run_once, serve
+
+    if args.command == "once":
+        result = run_once(source="cli")
+        print(f"{result.policies} policies, {result.assets} assets, {len(result.fired)} alerts raised")
+        for f in result.fired:
+            print(f"  {f['policy_code']} {f['asset_code']}: {f['message']}")
+    else:
+        serve()
+
+
+if __name__ == "__main__":
+    main()

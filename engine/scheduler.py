@@ -1,0 +1,119 @@
+"""The rule scheduler: an APScheduler job every RULES_INTERVAL_S, active on one instance only.
+
+Leadership is a PostgreSQL session advisory lock held on a dedicated connection: a second
+instance is a standby that tries the lock at every tick and takes over as soon as the active
+one's connection dies (process killed, server restarted, network cut).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+
+import psycopg
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from db.session import database_url, libpq_url, session_scope
+from db.settings import get_settings
+from engine.evaluate import EvaluationResult, evaluate_all
+
+log = logging.getLogger("engine.scheduler")
+
+LOCK_KEY = 7340002  # the advisory lock that makes one scheduler active
+
+
+class Leadership:
+    """Holds (or tries to take) the advisory lock on its own connection."""
+
+    def __init__(self, dsn: str, name: str):
+        self._dsn = dsn
+        self._name = name
+        self._conn: psycopg.Connection | None = None
+
+    def ensure(self) -> bool:
+        """True while this instance holds the lock (checked on the live connection)."""
+        try:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.execute("SELECT 1")
+                return True
+        except psycopg.Error:
+            log.warning("lost the scheduler lock: connection died")
+            self._close()
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, application_name=self._name)
+        except psycopg.Error as exc:
+            log.warning("database unreachable: %s", exc)
+            return False
+        if conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            self._conn = conn
+            log.info("became the active scheduler")
+            return True
+        conn.close()
+        return False
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+    def release(self) -> None:
+        self._close()
+
+
+def run_once(*, now: datetime | None = None, source: str = "scheduler") -> EvaluationResult:
+    """One evaluation of every policy in its own transaction, logged in one line."""
+    with session_scope() as session:
+        result = evaluate_all(session, now=now or datetime.now(UTC), source=source)
+    log.info(
+        "rules evaluated",
+        extra={"policies": result.policies, "assets": result.assets, "fired": len(result.fired),
+               "duration_ms": round(result.duration_s * 1000, 1)},
+    )
+    for f in result.fired:
+        log.info("alert raised", extra={k: f[k] for k in ("alert_id", "asset_code", "policy_code", "severity", "message")})
+    return result
+
+
+def serve() -> None:
+    """Run until SIGTERM/SIGINT: evaluate every RULES_INTERVAL_S while holding the lock."""
+    settings = get_settings()
+    name = f"m40-scheduler-{os.getpid()}"
+    leader = Leadership(libpq_url(database_url()), name)
+    scheduler = BlockingScheduler(timezone="UTC")
+    standby_logged = threading.Event()
+
+    def tick() -> None:
+        if not leader.ensure():
+            if not standby_logged.is_set():
+                log.info("standby: another scheduler is active")
+                standby_logged.set()
+            return
+        standby_logged.clear()
+        try:
+            run_once()
+        except Exception:  # noqa: BLE001 - one failed run must not stop the next
+            log.exception("rule evaluation failed; the next run will try again")
+
+    scheduler.add_job(
+        tick, "interval", seconds=settings.rules_interval_s, id="evaluate", coalesce=True, max_instances=1,
+        next_run_time=datetime.now(UTC), misfire_grace_time=None,
+    )
+
+    def stop(signum, _frame) -> None:
+        log.info("stopping (signal %s)", signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("scheduler started", extra={"interval_s": settings.rules_interval_s, "instance": name})
+    try:
+        scheduler.start()
+    finally:
+        leader.release()
+        log.info("scheduler stopped")
