@@ -1,0 +1,68 @@
+"""Asset status (ok / watch / alert / no data) and the site roll-up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from db.session import session_scope
+from engine.status import asset_statuses, site_rollup
+from tests.engine.helpers import NOW, evaluate, put, series
+
+
+def statuses(now=NOW) -> dict[str, str]:
+    with session_scope() as s:
+        return {a["code"]: a["status"] for a in asset_statuses(s, now=now)}
+
+
+def test_one_asset_per_status(pg):
+    # alert: R5 fires (high)
+    put(pg, "CAS-S1-ELEVATOR_1", "motor_temp", series([85.0] * 5))
+    # watch by proximity: avg supply air 19.0 is within 10 % of R1's 20
+    put(pg, "CAS-S1-HVAC_1", "temp_supply_air", series([19.0] * 30))
+    # ok: fresh data far from every threshold
+    put(pg, "CAS-S1-CHILLER_1", "water_temp_out", series([7.0] * 30))
+    # no data: the last reading is older than 3 x 10 s
+    put(pg, "CAS-S2-HVAC_1", "temp_supply_air", [(NOW - timedelta(seconds=31), 15.0)])
+    evaluate()
+    got = statuses()
+    assert got["CAS-S1-ELEVATOR_1"] == "alert"
+    assert got["CAS-S1-HVAC_1"] == "watch"
+    assert got["CAS-S1-CHILLER_1"] == "ok"
+    assert got["CAS-S2-HVAC_1"] == "no_data"
+    assert got["CAS-S2-CHILLER_1"] == "no_data"  # never reported
+
+
+def test_fresh_data_at_exactly_three_cadences_is_still_fresh(pg):
+    put(pg, "CAS-S1-CHILLER_1", "water_temp_out", [(NOW - timedelta(seconds=30), 7.0)])
+    assert statuses()["CAS-S1-CHILLER_1"] == "ok"
+
+
+def test_a_low_alert_only_is_watch(pg):
+    put(pg, "CAS-S1-CHILLER_1", "run_hours", series([600.0]))
+    put(pg, "CAS-S1-CHILLER_1", "water_temp_out", series([7.0]))
+    evaluate()
+    assert statuses()["CAS-S1-CHILLER_1"] == "watch"
+
+
+def test_site_rollup_counts_and_puts_sites_at_risk_first(pg):
+    put(pg, "CAS-S2-ELEVATOR_1", "motor_temp", series([85.0] * 5))
+    put(pg, "CAS-S1-CHILLER_1", "run_hours", series([600.0]))
+    evaluate()
+    with session_scope() as s:
+        sites = site_rollup(s, now=NOW)
+    assert [x["code"] for x in sites] == ["CAS-S2", "CAS-S1"]
+    s2 = sites[0]
+    assert s2["at_risk"] is True
+    assert s2["open_alerts"] == {"high": 1, "medium": 0, "low": 0}
+    assert s2["open_work_orders"] == 1
+    assert s2["assets_by_status"]["alert"] == 1
+    assert sites[1]["open_alerts"] == {"high": 0, "medium": 0, "low": 1} and sites[1]["at_risk"] is False
+
+
+def test_evaluations_show_value_against_threshold(pg):
+    put(pg, "CAS-S1-HVAC_1", "temp_supply_air", series([19.4] * 30))
+    evaluate()
+    with session_scope() as s:
+        hvac = next(a for a in asset_statuses(s, now=NOW) if a["code"] == "CAS-S1-HVAC_1")
+    r1 = next(e for e in hvac["evaluations"] if e["policy_code"] == "R1")
+    assert round(r1["value"], 2) == 19.4 and r1["threshold"] == 20 and r1["unit"] == "°C" and r1["firing"] is False
