@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import Metric, Policy, PolicyEvaluation, RuleRun
+from db.models import Metric, Policy, RuleRun
 from engine.alerts import raise_alerts
-from engine.rules import PolicyView, fires
+from engine.rules import OPS, PolicyView
 
 # The value each rule type computes per asset; `points` is how many readings it used.
 _WINDOW_AGG = """
@@ -77,26 +76,43 @@ def load_policies(session: Session, *, codes: list[str] | None = None) -> list[P
     ]
 
 
-def policy_statement(policy: PolicyView):
-    """The one statement that evaluates `policy` for every asset of its type."""
+def _per_asset_sql(policy: PolicyView) -> str:
     if policy.rule_type == "consecutive":
         agg = "min" if policy.condition in (">", ">=") else "max"
     else:
         agg = _AGG.get(policy.aggregation or "avg", "avg")
-    per_asset = _SQL[policy.rule_type].format(agg=agg)
-    return text(
-        f"SELECT a.id AS asset_id, e.value, coalesce(e.points, 0) AS points "
-        f"FROM assets a LEFT JOIN LATERAL ({per_asset}) e ON true "
-        f"WHERE a.type = :asset_type ORDER BY a.id"
-    )
+    return _SQL[policy.rule_type].format(agg=agg)
 
 
-def evaluate_policy(session: Session, *, policy: PolicyView, now: datetime) -> list[tuple[int, float | None, int]]:
-    """(asset_id, value, points) of every asset of the policy's type, as of `now`."""
-    params = {"metric_id": policy.metric_id, "asset_type": policy.asset_type, "now": now, "n": policy.min_points}
+def _params(policy: PolicyView, now: datetime) -> dict:
+    params = {"metric_id": policy.metric_id, "asset_type": policy.asset_type, "now": now, "n": policy.min_points,
+              "policy_id": policy.id, "threshold": policy.threshold, "min_points": policy.min_points}
     if policy.window_minutes:
         params["start"] = now - timedelta(minutes=policy.window_minutes)
-    return [tuple(r) for r in session.execute(policy_statement(policy), params)]
+    return params
+
+
+def record_policy(session: Session, *, policy: PolicyView, now: datetime) -> tuple[int, list[tuple[int, float, int]]]:
+    """Evaluate `policy` for every asset of its type and record each value in policy_evaluations,
+    in one statement; returns (assets evaluated, the firing (asset_id, value, points))."""
+    op = policy.condition if policy.condition in OPS else ">"  # whitelisted operator, never user text
+    stmt = text(
+        f"WITH e AS (SELECT a.id AS asset_id, v.value, coalesce(v.points, 0) AS points "
+        f"           FROM assets a LEFT JOIN LATERAL ({_per_asset_sql(policy)}) v ON true "
+        f"           WHERE a.type = :asset_type), "
+        f"up AS (INSERT INTO policy_evaluations (asset_id, policy_id, evaluated_at, value, points, firing) "
+        f"       SELECT asset_id, :policy_id, :now, value, points, "
+        f"              coalesce(points >= :min_points AND value {op} :threshold, false) FROM e "
+        f"       ON CONFLICT (asset_id, policy_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, "
+        f"           value = excluded.value, points = excluded.points, firing = excluded.firing "
+        f"       RETURNING asset_id, value, points, firing) "
+        f"SELECT (SELECT count(*) FROM up), asset_id, value, points FROM up WHERE firing ORDER BY asset_id"
+    )
+    rows = session.execute(stmt, _params(policy, now)).all()
+    if not rows:
+        n = session.execute(text("SELECT count(*) FROM assets WHERE type = :t"), {"t": policy.asset_type}).scalar_one()
+        return n, []
+    return rows[0][0], [(aid, value, points) for _, aid, value, points in rows]
 
 
 def evaluate_all(
@@ -106,29 +122,16 @@ def evaluate_all(
     (and their work orders) where a policy fires and no open/ack alert exists. Does not commit."""
     started = time.perf_counter()
     result = EvaluationResult()
-    assets: set[int] = set()
+    assets: dict[str, int] = {}  # asset type -> assets evaluated
     for policy in load_policies(session, codes=policy_codes):
-        rows = evaluate_policy(session, policy=policy, now=now)
-        if not rows:
+        n, firing = record_policy(session, policy=policy, now=now)
+        if not n:
             continue
         result.policies += 1
-        assets.update(r[0] for r in rows)
-        evaluations = [
-            {"asset_id": aid, "policy_id": policy.id, "evaluated_at": now, "value": value, "points": points,
-             "firing": fires(policy, value, points)}
-            for aid, value, points in rows
-        ]
-        stmt = insert(PolicyEvaluation).values(evaluations)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["asset_id", "policy_id"],
-                set_={c: stmt.excluded[c] for c in ("evaluated_at", "value", "points", "firing")},
-            )
-        )
-        firing = [(e["asset_id"], e["value"], e["points"]) for e in evaluations if e["firing"]]
+        assets[policy.asset_type] = n
         if firing:
             result.fired += raise_alerts(session, policy=policy, firing=firing, now=now)
-    result.assets = len(assets)
+    result.assets = sum(assets.values())
     result.duration_s = time.perf_counter() - started
     session.add(
         RuleRun(at=now, duration_s=result.duration_s, policies=result.policies, assets=result.assets,

@@ -44,11 +44,6 @@ def satisfies(value: float | None, condition: str, threshold: float) -> bool:
     return OPS[condition](value, threshold)
 
 
-def fires(policy: PolicyView, value: float | None, points: int) -> bool:
-    """Whether the policy fires for an asset whose evaluated value and point count are these."""
-    return points >= policy.min_points and satisfies(value, policy.condition, policy.threshold)
-
-
 def near_threshold(condition: str, value: float | None, threshold: float, margin: float = 0.10) -> bool:
     """Within `margin` of the threshold on the firing side, without satisfying it (status watch)."""
     if value is None or satisfies(value, condition, threshold):
