@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             from simulator.backfill import backfill_if_empty
 
             sup.say("run", "checking history (24 h back-fill on an empty database) …")
-            backfill_if_empty(api_url, settings.ingest_api_key, hours=24, now=datetime.now(UTC))
+            backfill_if_empty(api_url, settings.ingest_api_key, hours=24, now=datetime.now(UTC),
+                              interval_s=settings.sim_interval_s, seed=settings.sim_seed)
         for name in wanted[1:]:
             sup.start(name, cmds[name])
         lines = [

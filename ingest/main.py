@@ -17,13 +17,15 @@ from db.logs import setup_logging
 from db.session import database_url, libpq_url
 from db.settings import get_settings
 from ingest.observability import ApiMetrics, LatencyMiddleware
-from ingest.routes import alerts, health, rules, sites, telemetry, workorders
+from ingest.routes import alerts, health, rules, simulator, sites, telemetry, workorders
 from ingest.telemetry import AsyncWriter, Catalog
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-ROUTERS = [telemetry.router, sites.router, alerts.router, workorders.router, rules.router, health.router]
+ROUTERS = [
+    telemetry.router, sites.router, alerts.router, workorders.router, rules.router, simulator.router, health.router
+]
 
 
 class BodyLimitMiddleware:

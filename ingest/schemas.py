@@ -243,3 +243,34 @@ class SiteRollupOut(SiteOut):
     assets_by_status: dict[str, int]
     open_work_orders: int
     at_risk: bool
+
+
+# --- simulator faults ------------------------------------------------------------------------
+
+class FaultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"asset_code": "CAS-S1-ELEVATOR_1", "fault": "motor_overheat", "intensity": 1.0, "duration_s": 600}]})
+    asset_code: str
+    fault: str
+    intensity: float = Field(ge=0, le=1)
+    duration_s: int = Field(ge=1, le=86400)
+    ramp_s: int | None = Field(default=None, ge=0)
+    actor: str = Field(default="api", max_length=100)
+
+
+class FaultOut(BaseModel):
+    id: int
+    asset_id: int
+    asset_code: str
+    asset_type: str
+    site_code: str
+    fault: str
+    intensity: float
+    ramp_s: int
+    duration_s: int
+    started_at: datetime
+    ends_at: datetime
+    stopped_at: datetime | None
+    active: bool
+    policy: str | None
+    description: str
