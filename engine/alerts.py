@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,9 @@ def raise_alerts(
     stmt = (
         insert(Alert)
         .values(rows)
-        .on_conflict_do_nothing(index_elements=["asset_id", "policy_id"], index_where=Alert.status.in_(LIVE))
+        # the predicate is literal SQL, as in the index: with bound parameters PostgreSQL cannot
+        # match the partial index once psycopg prepares the statement (after a few runs)
+        .on_conflict_do_nothing(index_elements=["asset_id", "policy_id"], index_where=text("status IN ('open', 'ack')"))
         .returning(Alert.id, Alert.asset_id, Alert.message)
     )
     created = session.execute(stmt).all()

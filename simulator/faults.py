@@ -11,28 +11,29 @@ from sqlalchemy.orm import Session
 from db.errors import InvalidInput, InvalidTransition, NotFound, UnknownAsset
 from db.models import Asset, Site, SimulatorFault
 
-# name -> what it does, the asset type it applies to, the policy it should trigger, defaults.
+# name -> what it does, the asset type it applies to, the policy it should trigger ("also": other
+# policies it triggers by nature — a sudden cooling loss is also a fast drift of chilled water), defaults.
 # `fires_within_s`: measured by tests/simulator/test_faults_fire.py at default intensity with
 # 10-s readings and a 60-s evaluation (see docs/simulator.md).
 FAULTS: dict[str, dict] = {
     "supply_air_drift": {"asset_type": "HVAC", "policy": "R1", "default_intensity": 1.0, "default_duration_s": 1800,
-                         "ramp_s": 60, "description": "Dérive de l'air soufflé (vanne bloquée, batterie encrassée)"},
+                         "ramp_s": 60, "fires_within_s": 480, "description": "Dérive de l'air soufflé (vanne bloquée, batterie encrassée)"},
     "fan_vibration": {"asset_type": "HVAC", "policy": "R2", "default_intensity": 1.0, "default_duration_s": 900,
-                      "ramp_s": 0, "description": "Vibration ventilateur (roulement usé, balourd)"},
-    "cooling_loss": {"asset_type": "CHILLER", "policy": "R3", "default_intensity": 1.0, "default_duration_s": 1800,
-                     "ramp_s": 60, "description": "Perte de froid (déclenchement compresseur)"},
+                      "fires_within_s": 120, "ramp_s": 0, "description": "Vibration ventilateur (roulement usé, balourd)"},
+    "cooling_loss": {"asset_type": "CHILLER", "policy": "R3", "also": ("D1",), "default_intensity": 1.0, "default_duration_s": 1800,
+                     "fires_within_s": 300, "ramp_s": 60, "description": "Perte de froid (déclenchement compresseur)"},
     "run_hours_jump": {"asset_type": "CHILLER", "policy": "R4", "default_intensity": 1.0, "default_duration_s": 120,
-                       "ramp_s": 0, "description": "Saut du compteur d'heures (entretien préventif dépassé)"},
+                       "fires_within_s": 120, "ramp_s": 0, "description": "Saut du compteur d'heures (entretien préventif dépassé)"},
     "motor_overheat": {"asset_type": "ELEVATOR", "policy": "R5", "default_intensity": 1.0, "default_duration_s": 600,
-                       "ramp_s": 0, "description": "Surchauffe moteur ascenseur (ventilation machinerie, frein)"},
+                       "fires_within_s": 120, "ramp_s": 0, "description": "Surchauffe moteur ascenseur (ventilation machinerie, frein)"},
     "door_cycles_jump": {"asset_type": "ELEVATOR", "policy": "R6", "default_intensity": 1.0, "default_duration_s": 120,
-                         "ramp_s": 0, "description": "Saut du compteur de cycles de portes"},
+                         "fires_within_s": 120, "ramp_s": 0, "description": "Saut du compteur de cycles de portes"},
     "slow_drift": {"asset_type": "CHILLER", "policy": "D1", "default_intensity": 1.0, "default_duration_s": 1800,
-                   "ramp_s": 0, "description": "Dérive lente de l'eau glacée (condenseur encrassé)"},
+                   "fires_within_s": 300, "ramp_s": 0, "description": "Dérive lente de l'eau glacée (condenseur encrassé)"},
     "dropout": {"asset_type": None, "policy": None, "default_intensity": 1.0, "default_duration_s": 300,
-                "ramp_s": 0, "description": "Perte de communication capteur (aucune donnée)"},
+                "fires_within_s": None, "ramp_s": 0, "description": "Perte de communication capteur (aucune donnée)"},
     "flatline": {"asset_type": None, "policy": None, "default_intensity": 1.0, "default_duration_s": 600,
-                 "ramp_s": 0, "description": "Capteur figé (valeurs constantes)"},
+                 "fires_within_s": None, "ramp_s": 0, "description": "Capteur figé (valeurs constantes)"},
 }
 MAX_DURATION_S = 24 * 3600
 

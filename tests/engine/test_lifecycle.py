@@ -172,3 +172,18 @@ def test_manual_counter_reset(pg):
     assert evaluate(NOW, codes=["R6"]).fired == []
     with pytest.raises(InvalidInput, match="not a counter"), session_scope() as s:
         reset_counter(s, asset_id=aid, metric="motor_temp", actor="tech", now=NOW)
+
+
+def test_firing_keeps_working_after_many_runs_on_one_connection(pg):
+    """psycopg prepares a statement after a few runs; the partial-index conflict target must survive it."""
+    from sqlalchemy import text
+
+    put(pg, ELEVATOR, "motor_temp", series([85.0] * 5))
+    with session_scope() as s:
+        for i in range(12):
+            s.execute(text("SELECT 1"))
+            result = evaluate_all(s, now=NOW + timedelta(seconds=i), policy_codes=["R5"])
+            assert len(result.fired) == (1 if i == 0 else 0)
+            if i == 0:
+                s.execute(text("UPDATE alerts SET status = 'closed'"))  # so the next runs insert again
+                s.execute(text("UPDATE alerts SET status = 'open'"))
