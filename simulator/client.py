@@ -149,9 +149,8 @@ class Gateway:
         for i, item in enumerate(items):
             if i in bad:
                 self.queue.ack_failed(item)
-                log.error("reading refused by the API, not retried",
-                          extra={"status": r.status_code, "reason": body.get("detail"),
-                                 "asset_code": item.get("asset_code"), "timestamp": item.get("timestamp")})
+                log.error("reading refused by the API (HTTP %s: %s), not retried", r.status_code, body.get("detail"),
+                          extra={"asset_code": item.get("asset_code"), "timestamp": item.get("timestamp")})
             else:
                 self.queue.nack(item)
         self.rejected += len(bad)
