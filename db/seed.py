@@ -82,10 +82,22 @@ def _upsert(conn: Connection, model, rows: list[dict], key: str) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in cols}, where=changed))
 
 
-def seed(conn: Connection, *, seed_file: Path = SEED_FILE, policy_file: Path = POLICY_FILE) -> None:
-    """Upsert sites, assets, the metric catalog and the policies."""
+def seed(
+    conn: Connection,
+    *,
+    seed_file: Path = SEED_FILE,
+    policy_file: Path = POLICY_FILE,
+    sites: int | None = None,
+    assets_per_type: int | None = None,
+) -> None:
+    """Upsert sites, assets, the metric catalog and the policies. `sites` / `assets_per_type`
+    register more (CAS-S3, … ; <site>-HVAC_2, …) for load tests; existing ones are kept."""
     data = yaml.safe_load(seed_file.read_text(encoding="utf-8"))
     specs = load_policy_file(policy_file)
+    for n in range(len(data["sites"]) + 1, (sites or 0) + 1):
+        data["sites"].append({**data["sites"][0], "code": f"CAS-S{n}", "name": f"Tour {n} – Casanearshore"})
+    if assets_per_type:
+        data["assets_per_type"] = max(data["assets_per_type"], assets_per_type)
 
     _upsert(conn, Site, [dict(s) for s in data["sites"]], "code")
     _upsert(conn, Metric, [dict(m) for m in data["metrics"]], "name")

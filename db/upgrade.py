@@ -14,7 +14,7 @@ from db.session import get_engine
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
-def upgrade() -> None:
+def upgrade(*, sites: int | None = None, assets_per_type: int | None = None) -> None:
     """Migrate to head and refresh the seed, in one transaction; safe to run concurrently."""
     cfg = Config(str(ALEMBIC_INI))
     with get_engine().begin() as conn:
@@ -22,4 +22,4 @@ def upgrade() -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7340001)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-        seed(conn)
+        seed(conn, sites=sites, assets_per_type=assets_per_type)

@@ -77,7 +77,10 @@ def _clean(request) -> Iterator[None]:
     with psycopg.connect(libpq_url(os.environ["DATABASE_URL"]), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
     with get_engine().begin() as conn:
-        conn.execute(text("DELETE FROM assets WHERE code NOT LIKE 'CAS-S_-%\\_1' ESCAPE '\\'"))
+        conn.execute(text(
+            "DELETE FROM assets WHERE code NOT IN (SELECT s || '-' || t || '_1' FROM unnest("
+            "ARRAY['CAS-S1', 'CAS-S2']) s, unnest(ARRAY['HVAC', 'CHILLER', 'ELEVATOR']) t)"
+        ))
         conn.execute(text("DELETE FROM sites WHERE code NOT IN ('CAS-S1', 'CAS-S2')"))
         seed(conn)
 

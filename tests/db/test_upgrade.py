@@ -94,3 +94,13 @@ def test_schema_matches_the_models(database_url):
     with get_engine().connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_more_sites_and_assets_for_load_tests_through_the_seed_path(pg, database_url):
+    env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    args = [sys.executable, "-m", "db", "upgrade", "--sites", "4", "--assets-per-type", "2"]
+    out = subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert pg.execute("SELECT count(*) FROM sites").fetchone()[0] == 4
+    assert pg.execute("SELECT count(*) FROM assets").fetchone()[0] == 4 * 3 * 2
+    assert pg.execute("SELECT name FROM sites WHERE code = 'CAS-S4'").fetchone()[0] == "Tour 4 – Casanearshore"
