@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, select, true
+from sqlalchemy import Select, and_, func, select, text, true
 from sqlalchemy.orm import Session
 
 from db.errors import NotFound
@@ -268,3 +268,45 @@ def get_workorder_row(session: Session, *, workorder_id: int) -> dict:
     if row is None:
         raise NotFound(f"work order {workorder_id} not found", field="workorder_id")
     return _workorder_dict(row)
+
+
+def downsampled_series(
+    session: Session, *, asset_id: int, start: datetime, end: datetime, max_buckets: int = 600
+) -> list[dict]:
+    """An asset's metrics in [start, end] in at most `max_buckets` time buckets per metric, each
+    with min / avg / max (one SQL statement; at 10 s readings a 1-hour range stays raw)."""
+    span = max((end - start).total_seconds(), 1.0)
+    bucket_s = max(10, int(span // max_buckets) + 1)
+    rows = session.execute(
+        text(
+            "SELECT m.name, date_bin(make_interval(secs => :bucket), t.ts, :origin) AS bucket, "
+            "avg(t.value), min(t.value), max(t.value), count(*) "
+            "FROM telemetry t JOIN metrics m ON m.id = t.metric_id "
+            "WHERE t.asset_id = :asset_id AND t.ts >= :start AND t.ts <= :end "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        {"bucket": bucket_s, "origin": start, "asset_id": asset_id, "start": start, "end": end},
+    )
+    return [
+        {"metric": name, "ts": ts, "avg": avg, "min": lo, "max": hi, "n": n, "bucket_s": bucket_s}
+        for name, ts, avg, lo, hi, n in rows
+    ]
+
+
+def freshness(session: Session, *, now: datetime) -> dict:
+    """When the last reading arrived, readings in the last minute, and the last rule run."""
+    row = session.execute(
+        text(
+            "SELECT max(l.ts), coalesce(sum(l.recent), 0) FROM assets a, metrics m, LATERAL ("
+            "  SELECT max(t.ts) AS ts, count(*) AS recent FROM telemetry t"
+            "  WHERE t.asset_id = a.id AND t.metric_id = m.id AND t.ts > :minute_ago AND t.ts <= :now) l "
+            "WHERE a.type = ANY(m.asset_types)"
+        ),
+        {"minute_ago": now - timedelta(minutes=1), "now": now},
+    ).one()
+    last = session.execute(text("SELECT max(ts) FROM (SELECT (SELECT max(ts) FROM telemetry t "
+                                "WHERE t.asset_id = a.id AND t.metric_id = m.id) AS ts "
+                                "FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types)) x")).scalar()
+    run = session.execute(text("SELECT at, duration_s, fired FROM rule_runs ORDER BY at DESC LIMIT 1")).first()
+    return {"last_reading": last, "points_last_minute": int(row[1]),
+            "last_rule_run": run[0] if run else None, "last_rule_run_ms": round(run[1] * 1000) if run else None}

@@ -1,0 +1,53 @@
+"""The dashboard: `streamlit run app.py`. This file is the router: the shared sidebar, then
+st.navigation over the pages in pages/ (UI only; data through dashboard/data.py)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.i18n import LANGUAGES, ago, t
+from dashboard.widgets import database_guard
+
+st.set_page_config(page_title="Maintenance 4.0", page_icon="🛠️", layout="wide")
+
+with st.sidebar:
+    st.selectbox(t("language"), list(LANGUAGES), format_func=lambda k: LANGUAGES[k][0], key="lang")
+
+PAGES = [
+    st.Page("pages/overview.py", title=t("nav_overview"), icon="🏙️", default=True),
+    st.Page("pages/site.py", title=t("nav_site"), icon="🏢"),
+    st.Page("pages/asset.py", title=t("nav_asset"), icon="📈"),
+    st.Page("pages/alerts.py", title=t("nav_alerts"), icon="🚨"),
+    st.Page("pages/workorders.py", title=t("nav_workorders"), icon="🧰"),
+    st.Page("pages/simulator.py", title=t("nav_simulator"), icon="🎛️"),
+]
+page = st.navigation(PAGES, position="hidden")  # the menu below, under the language choice
+
+with st.sidebar:
+    for p in PAGES:
+        st.page_link(p)
+
+with st.sidebar, database_guard():
+    sites = data.sites()
+    codes = {s["code"]: s["id"] for s in sites}
+    choice = st.selectbox(t("site_filter"), [None, *codes], key="site_code",
+                          format_func=lambda c: t("all_sites") if c is None else c)
+    st.session_state["site_id"] = codes.get(choice)
+
+    @st.fragment(run_every="10s")
+    def freshness() -> None:
+        f = data.freshness()
+        if f["last_reading"]:
+            st.caption(t("fresh_ago", ago=ago((data.now() - f["last_reading"]).total_seconds())))
+        else:
+            st.caption(t("fresh_none"))
+        st.caption(t("points_minute", n=f["points_last_minute"]))
+        if f["last_rule_run"]:
+            st.caption(t("last_eval", ago=ago((data.now() - f["last_rule_run"]).total_seconds()),
+                         ms=f["last_rule_run_ms"]))
+
+    freshness()
+
+with database_guard():
+    page.run()
