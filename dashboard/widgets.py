@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 from sqlalchemy.exc import OperationalError
@@ -31,8 +32,12 @@ def severity_badge(severity: str) -> str:
     return f":{SEVERITY_COLOUR[severity]}-badge[{t('sev_' + severity)}]"
 
 
+LOCAL_TZ = ZoneInfo("Africa/Casablanca")  # the sites' time, whatever the server's zone
+
+
 def when(ts: datetime | None) -> str:
-    return ts.astimezone().strftime("%d/%m %H:%M:%S") if ts else "—"
+    """A timestamp in the sites' local time."""
+    return ts.astimezone(LOCAL_TZ).strftime("%d/%m %H:%M:%S") if ts else "—"
 
 
 @contextmanager

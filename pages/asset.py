@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import lang, number, t
-from dashboard.widgets import severity_badge, status_badge, when
+from dashboard.widgets import LOCAL_TZ, severity_badge, status_badge, when
 
 assets = data.assets(st.session_state.get("site_id"))
 codes = [a["code"] for a in assets]
@@ -45,15 +45,16 @@ else:
     bucket_s = int(points["bucket_s"].iloc[0])
     if bucket_s > 10:
         st.caption(t("downsampled", s=bucket_s))
-    points["ts"] = pd.to_datetime(points["ts"], utc=True).dt.tz_convert("Africa/Casablanca").dt.tz_localize(None)
-    cols = st.columns(2)
-    for i, (metric, (unit, label_fr, label_en)) in enumerate(units.items()):
+    points["ts"] = pd.to_datetime(points["ts"], utc=True).dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
+    cols, drawn = st.columns(2), 0
+    for metric, (unit, label_fr, label_en) in units.items():
         df = points[points["metric"] == metric]
         if df.empty:
             continue
         label = f"{label_fr if lang() == 'fr' else label_en} ({unit})"
         x = alt.X("ts:T", title=t("time"), axis=alt.Axis(format="%d/%m %H:%M"))
-        layers = [alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y=alt.Y("min:Q", title=label), y2="max:Q")]
+        y = alt.Y("min:Q", title=label, scale=alt.Scale(zero=False))
+        layers = [alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y=y, y2="max:Q")]
         layers.append(alt.Chart(df).mark_line().encode(x=x, y="avg:Q", tooltip=[
             alt.Tooltip("ts:T", format="%d/%m %H:%M:%S"), alt.Tooltip("avg:Q", format=".2f"),
             alt.Tooltip("min:Q", format=".2f"), alt.Tooltip("max:Q", format=".2f")]))
@@ -64,12 +65,13 @@ else:
             layers.append(alt.Chart(thr).mark_rule(color="red", strokeDash=[6, 4]).encode(y="y:Q", tooltip=["policy:N"]))
         marks = [a for a in asset_alerts if policy_metric.get(a["policy_code"]) == metric]
         if marks:
-            md = pd.DataFrame([{"ts": pd.Timestamp(a["created_at"]).tz_convert("Africa/Casablanca").tz_localize(None),
+            md = pd.DataFrame([{"ts": pd.Timestamp(a["created_at"]).tz_convert(LOCAL_TZ).tz_localize(None),
                                 "alert": f"{a['policy_code']} · {a['message']}"} for a in marks])
             md = md[(md["ts"] >= df["ts"].min()) & (md["ts"] <= df["ts"].max())]
             if not md.empty:
                 layers.append(alt.Chart(md).mark_rule(color="orange", strokeWidth=2).encode(x="ts:T", tooltip=["alert:N"]))
-        cols[i % 2].altair_chart(alt.layer(*layers).properties(height=220, title=label), width="stretch")
+        cols[drawn % 2].altair_chart(alt.layer(*layers).properties(height=220, title=label), width="stretch")
+        drawn += 1
 
 st.subheader(t("policies"))
 if asset["evaluations"]:

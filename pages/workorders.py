@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import t
-from dashboard.widgets import actor_input, run_action, severity_badge, when
+from dashboard.widgets import LOCAL_TZ, actor_input, run_action, severity_badge, when
 from engine.workorders import ALLOWED_TRANSITIONS
 
 st.title(t("wo_title"))
@@ -56,7 +56,7 @@ with right:
             start = min(alert["created_at"] - timedelta(minutes=30), end - timedelta(hours=1))
             pts = pd.DataFrame([p for p in data.series(wo["asset_id"], start, end) if p["metric"] == metric])
             if not pts.empty:
-                pts["ts"] = pd.to_datetime(pts["ts"], utc=True).dt.tz_convert("Africa/Casablanca").dt.tz_localize(None)
+                pts["ts"] = pd.to_datetime(pts["ts"], utc=True).dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
                 chart = alt.Chart(pts).mark_line().encode(
                     x=alt.X("ts:T", title=t("time"), axis=alt.Axis(format="%H:%M")), y=alt.Y("avg:Q", title=metric))
                 st.altair_chart(chart.properties(height=220, title=t("recent_curve", metric=metric)), width="stretch")

@@ -1,0 +1,90 @@
+"""A real browser (Debian's headless Chromium, driven by Playwright) opens every page of a
+running dashboard, finds no exception on any, and saves a screenshot of each."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import PROJECT, free_port
+
+pytestmark = pytest.mark.browser
+SHOTS = PROJECT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGES = {  # url path -> a text the page must show
+    "": "Vue d'ensemble des sites",
+    "site?site=CAS-S1": "Site CAS-S1",
+    "asset?asset=CAS-S1-ELEVATOR_1": "Équipement CAS-S1-ELEVATOR_1",
+    "alerts": "Surchauffe moteur ascenseur",
+    "workorders": "Contexte de l'alerte",
+    "simulator": "Contrôle du simulateur",
+}
+
+
+@pytest.fixture
+def dashboard(database_url, live_data):
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
+         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "dashboard did not start"
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(15)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+        )
+        yield b
+        b.close()
+
+
+def test_every_page_renders_without_exception_and_is_screenshotted(dashboard, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    for path, expected in PAGES.items():
+        page.goto(f"{dashboard}/{path}", wait_until="domcontentloaded", timeout=30_000)
+        page.get_by_text(expected).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)  # let charts and fragments finish drawing
+        assert page.locator("[data-testid='stException']").count() == 0, f"exception on /{path}"
+        name = (path.split("?")[0] or "overview")
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_a_manager_acknowledges_an_alert_in_the_browser(dashboard, browser, pg, live_data):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(f"{dashboard}/alerts", wait_until="domcontentloaded", timeout=30_000)
+    page.get_by_text("Surchauffe moteur ascenseur").first.wait_for(timeout=30_000)
+    page.get_by_label("Commentaire").fill("Je m'en occupe")
+    page.get_by_role("button", name="Acquitter").click()
+    page.get_by_text(f"Alerte {live_data['alert_id']} acquittée").wait_for(timeout=15_000)
+    assert pg.execute("SELECT status FROM alerts WHERE id = %s", (live_data["alert_id"],)).fetchone()[0] == "ack"
