@@ -165,6 +165,21 @@ class Telemetry(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
+class TelemetryHourly(Base):
+    """Hourly roll-up of telemetry (count, sum, min, max) for long-range charts; maintained by the
+    scheduler (engine/rollup.py). Complete hours only; recent hours are read from telemetry."""
+
+    __tablename__ = "telemetry_hourly"
+
+    asset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Float)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+
+
 class Policy(Base):
     """A maintenance policy, loaded from db/policies.yaml by `python -m db upgrade`."""
 

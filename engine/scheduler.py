@@ -19,6 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from db.session import database_url, libpq_url, session_scope
 from db.settings import get_settings
 from engine.evaluate import EvaluationResult, evaluate_all
+from engine.rollup import roll_up
 
 log = logging.getLogger("engine.scheduler")
 
@@ -99,6 +100,11 @@ def serve() -> None:
             run_once()
         except Exception:  # noqa: BLE001 - one failed run must not stop the next
             log.exception("rule evaluation failed; the next run will try again")
+        try:
+            with session_scope() as session:
+                roll_up(session, now=datetime.now(UTC))
+        except Exception:  # noqa: BLE001
+            log.exception("telemetry roll-up failed; the next run will try again")
 
     scheduler.add_job(
         tick, "interval", seconds=settings.rules_interval_s, id="evaluate", coalesce=True, max_instances=1,

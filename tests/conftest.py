@@ -21,7 +21,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-not-the-default"
 
 MUTABLE_TABLES = (
-    "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs"
+    "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs, telemetry_hourly"
 )
 
 
