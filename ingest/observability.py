@@ -6,6 +6,7 @@ import os
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -28,10 +29,6 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
-        self.evaluation_seconds = Histogram(
-            "m40_rules_evaluation_seconds", "Duration of one rules evaluation", registry=self.registry
-        )
-        self.alerts_fired = Counter("m40_alerts_fired_total", "Alerts created", ["severity"], registry=self.registry)
 
     def points_ingested(self, inserted: int, duplicates: int) -> None:
         self.points.inc(inserted)
@@ -45,7 +42,41 @@ class ApiMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(registry) + generate_latest(_DB_REGISTRY), CONTENT_TYPE_LATEST
+
+
+class DatabaseCollector:
+    """What other processes do, read from the database at scrape time: rule evaluations (by the
+    scheduler or "evaluate now") and alerts fired."""
+
+    def collect(self):
+        from sqlalchemy import text
+
+        from db.session import get_engine
+
+        with get_engine().connect() as conn:
+            runs, last_s, last_at = conn.execute(text(
+                "SELECT count(*), (SELECT duration_s FROM rule_runs ORDER BY at DESC LIMIT 1), "
+                "extract(epoch FROM max(at)) FROM rule_runs")).one()
+            fired = dict(conn.execute(text("SELECT severity, count(*) FROM alerts GROUP BY severity")).all())
+            live = dict(conn.execute(text(
+                "SELECT severity, count(*) FROM alerts WHERE status IN ('open', 'ack') GROUP BY severity")).all())
+        yield CounterMetricFamily("m40_rules_evaluations", "Rule evaluations run", value=runs)
+        yield GaugeMetricFamily("m40_rules_last_evaluation_seconds", "Duration of the last rule evaluation",
+                                value=last_s or 0.0)
+        yield GaugeMetricFamily("m40_rules_last_evaluation_timestamp_seconds", "When the last evaluation ran",
+                                value=float(last_at or 0))
+        alerts = CounterMetricFamily("m40_alerts_fired", "Alerts created", labels=["severity"])
+        open_ = GaugeMetricFamily("m40_alerts_live", "Open or acknowledged alerts", labels=["severity"])
+        for sev in ("high", "medium", "low"):
+            alerts.add_metric([sev], fired.get(sev, 0))
+            open_.add_metric([sev], live.get(sev, 0))
+        yield alerts
+        yield open_
+
+
+_DB_REGISTRY = CollectorRegistry()
+_DB_REGISTRY.register(DatabaseCollector())
 
 
 class LatencyMiddleware:

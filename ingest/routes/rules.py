@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from engine.evaluate import evaluate_all
 from ingest.deps import ApiKey, SessionDep
@@ -14,10 +14,8 @@ router = APIRouter(tags=["rules"])
 
 
 @router.post("/rules/evaluate", response_model=EvaluateOut, dependencies=[ApiKey])
-def post_evaluate(session: SessionDep, request: Request, body: EvaluateIn | None = None) -> dict:
+def post_evaluate(session: SessionDep, body: EvaluateIn | None = None) -> dict:
     """Evaluate every enabled policy now (or as of `now`); answers the alerts created."""
     result = evaluate_all(session, now=(body.now if body and body.now else datetime.now(UTC)), source="api")
-    for f in result.fired:
-        request.app.state.metrics.alerts_fired.labels(f["severity"]).inc()
     return {"policies": result.policies, "assets": result.assets, "fired": result.fired,
             "duration_s": result.duration_s}
