@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     cmds = services(settings)
     wanted = ["api", *[n for n in cmds if n != "api" and (not args.only or n in args.only)]]
     stop = threading.Event()
+    # Ctrl-C and SIGTERM stop everything — SIGINT explicitly too: a shell that starts us in the
+    # background leaves SIGINT ignored, and Python keeps it ignored unless told otherwise
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     code = 0
     try:
         sup.start("api", cmds["api"])

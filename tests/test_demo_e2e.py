@@ -48,6 +48,8 @@ def platform(database_url, tmp_path) -> Iterator[Platform]:
         proc = subprocess.Popen(
             [sys.executable, "run.py"], cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
+            # as when a shell starts it in the background: SIGINT ignored, Ctrl-C must still work
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     p = Platform(proc, f"http://127.0.0.1:{api_port}/api/v1", f"http://127.0.0.1:{dash_port}", log_path)
     try:
@@ -60,10 +62,11 @@ def platform(database_url, tmp_path) -> Iterator[Platform]:
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a user would
         try:
-            proc.wait(timeout=40)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("run.py did not stop within 40 s of Ctrl-C")
+            pytest.fail("run.py did not stop within 30 s of Ctrl-C")
+        assert "run       | stopped" in p.log()
 
 
 def _wait_for(fn, timeout_s: float, what: str):
