@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,11 @@ def wait_for_api(url: str, proc: subprocess.Popen, timeout_s: float = 60) -> Non
     raise SystemExit(f"the API did not answer on {url} within {timeout_s:.0f} s")
 
 
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-backfill", action="store_true", help="do not back-fill history on an empty database")
@@ -106,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    busy = [f"{name} port {host}:{port}" for name, host, port in (
+        ("API", settings.api_host, settings.api_port), ("dashboard", settings.dashboard_host, settings.dashboard_port))
+        if port_in_use(host, port)]
+    if busy:
+        print(f"{' and '.join(busy)} already in use (is the platform already running?). "
+              "Stop it, or choose others: API_PORT=8010 DASHBOARD_PORT=8511 make run", file=sys.stderr)
+        return 2
     sup = Supervisor({})
     sup.say("run", "starting PostgreSQL …" if not settings.database_url else "using DATABASE_URL")
     url = database_url()
