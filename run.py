@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="SERVICE", help="start only these services (api is always started)")
     args = parser.parse_args(argv)
 
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM stop everything, from the first second — SIGINT explicitly too: a shell
+    # that starts us in the background leaves SIGINT ignored, and Python keeps it so unless told
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     settings = get_settings()
     busy = [f"{name} port {host}:{port}" for name, host, port in (
         ("API", settings.api_host, settings.api_port), ("dashboard", settings.dashboard_host, settings.dashboard_port))
@@ -130,29 +135,27 @@ def main(argv: list[str] | None = None) -> int:
         WEB_CONCURRENCY=os.environ.get("WEB_CONCURRENCY", "2"),
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
+    if stop.is_set():
+        return 0
     sup.say("run", "upgrading the database …")
     subprocess.run([sys.executable, "-m", "db", "upgrade"], cwd=PROJECT_ROOT, env=sup.env, check=True)
 
     cmds = services(settings)
     wanted = ["api", *[n for n in cmds if n != "api" and (not args.only or n in args.only)]]
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM stop everything — SIGINT explicitly too: a shell that starts us in the
-    # background leaves SIGINT ignored, and Python keeps it ignored unless told otherwise
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     code = 0
     try:
         sup.start("api", cmds["api"])
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         wait_for_api(api_url, sup.procs["api"])
-        if not args.no_backfill:
+        if not args.no_backfill and not stop.is_set():
             from simulator.backfill import backfill_if_empty
 
             sup.say("run", "checking history (24 h back-fill on an empty database) …")
             backfill_if_empty(api_url, settings.ingest_api_key, hours=24, now=datetime.now(UTC),
                               interval_s=settings.sim_interval_s, seed=settings.sim_seed)
         for name in wanted[1:]:
-            sup.start(name, cmds[name])
+            if not stop.is_set():
+                sup.start(name, cmds[name])
         lines = [
             "",
             "  Maintenance 4.0 is running:",
@@ -171,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
                 code = 1
                 break
             stop.wait(0.5)
-    except KeyboardInterrupt:
-        pass
     finally:
         sup.say("run", "stopping …")
         sup.stop()
