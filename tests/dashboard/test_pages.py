@@ -102,3 +102,22 @@ def test_evaluate_now_from_the_simulator_page(app, pg):
     at.button[-1].click().run()
     assert any("1 alerte" in s.value for s in at.success)
     assert pg.execute("SELECT count(*) FROM alerts").fetchone()[0] == 1
+
+
+def test_a_database_outage_shows_a_clear_message_not_a_traceback(database_url, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from db.session import reset_caches
+    from tests.conftest import PROJECT
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    reset_caches()
+    try:
+        st.cache_data.clear()
+        at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=30).run()
+        assert not at.exception
+        assert any("Base de données injoignable" in e.value for e in at.error)
+    finally:
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        reset_caches()
