@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -44,6 +45,16 @@ def services(settings: Settings) -> dict[str, list[str]]:
     }
 
 
+def _child_setup() -> None:
+    """In each child: its own session (Ctrl-C reaches only us; we stop children in order), and
+    SIGTERM when we die, even by SIGKILL, so no service outlives the supervisor (Linux)."""
+    os.setsid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Supervisor:
     """Starts child processes, prefixes their output, stops them all together."""
 
@@ -61,7 +72,7 @@ class Supervisor:
     def start(self, name: str, cmd: list[str]) -> None:
         p = subprocess.Popen(
             cmd, cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, start_new_session=True,
+            text=True, bufsize=1, preexec_fn=_child_setup,
         )
         self.procs[name] = p
         threading.Thread(target=self._pump, args=(name, p), daemon=True).start()
