@@ -170,7 +170,8 @@ def main() -> None:
             print(f"(a) single readings, concurrency 16, {args.seconds} s (wrk) …", flush=True)
             a = single(api, args.seconds, dsn)
             print(f"    {a['rps']:,.0f} requests/s, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms, "
-                  f"{a['failed']} failed; {a['stored_points']:,} points stored (expected {a['expected_points']:,})")
+                  f"{a['failed']} failed; {a['stored_points']:,} points stored for {a['expected_points']:,} acknowledged "
+                  "(requests still in flight when wrk stopped are stored too)")
             bodies, _ = batch_bodies(args.batch_points, args.points_per_request)
             print(f"(b) batch endpoint: {len(bodies)} requests of {args.points_per_request:,} points, 4 in flight …",
                   flush=True)

@@ -100,13 +100,14 @@ def to_points(
     latest = now + timedelta(seconds=future_tolerance_s)
     metrics = catalog.metrics
     for i, r in enumerate(readings):
-        asset = catalog.asset(r.asset_code)
-        if asset is None or asset.site_code != r.site_code or r.timestamp > latest:
+        asset = catalog.asset(r["asset_code"])
+        ts = r["timestamp"]
+        if asset is None or asset.site_code != r["site_code"] or ts > latest:
             errors.append(_reading_error(catalog, r, asset, f"{prefix}[{i}]." if prefix else "", future_tolerance_s))
             continue
-        aid, typ, ts = asset.id, asset.type, r.timestamp
+        aid, typ = asset.id, asset.type
         of_type = metrics.get(typ, {})
-        for name, value in r.metrics.items():
+        for name, value in r["metrics"].items():
             mid = of_type.get(name)
             if mid is None:
                 where = f"{prefix}[{i}]." if prefix else ""
@@ -122,19 +123,19 @@ def to_points(
 
 def _reading_error(catalog: Catalog, r: TelemetryIn, asset: AssetRef | None, where: str, tolerance: float) -> dict:
     """The error of a reading whose site, asset or timestamp is wrong."""
-    site_known = catalog.has_site(r.site_code)
-    if not site_known:
-        return {"field": f"{where}site_code", "reason": f"unknown site {r.site_code!r}"}
+    site, code = r["site_code"], r["asset_code"]
+    if not catalog.has_site(site):
+        return {"field": f"{where}site_code", "reason": f"unknown site {site!r}"}
     if asset is None:
-        return {"field": f"{where}asset_code", "reason": f"unknown asset {r.asset_code!r}"}
-    if asset.site_code != r.site_code:
+        return {"field": f"{where}asset_code", "reason": f"unknown asset {code!r}"}
+    if asset.site_code != site:
         return {
             "field": f"{where}asset_code",
-            "reason": f"asset {r.asset_code!r} is not on site {r.site_code!r} (it is on {asset.site_code})",
+            "reason": f"asset {code!r} is not on site {site!r} (it is on {asset.site_code})",
         }
     return {
         "field": f"{where}timestamp",
-        "reason": f"timestamp {r.timestamp.isoformat()} is more than {tolerance:g} s in the future",
+        "reason": f"timestamp {r['timestamp'].isoformat()} is more than {tolerance:g} s in the future",
     }
 
 
