@@ -11,6 +11,12 @@ import structlog
 from db.settings import get_settings
 
 
+def _drop_color_message(_logger, _method, event: dict) -> dict:
+    """uvicorn passes an ANSI-coloured copy of each message as an extra: drop it."""
+    event.pop("color_message", None)
+    return event
+
+
 def setup_logging(process: str) -> None:
     """Configure structlog and the standard logging module for this process."""
     settings = get_settings()
@@ -38,6 +44,7 @@ def setup_logging(process: str) -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _drop_color_message,
                 lambda _l, _m, ev: {**ev, "process": process},
                 renderer,
             ],
@@ -51,4 +58,6 @@ def setup_logging(process: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    # one line per request, per scheduled job or per queue option is noise; their warnings stay
+    for name in ("httpx", "apscheduler", "persistqueue"):
+        logging.getLogger(name).setLevel(logging.WARNING)

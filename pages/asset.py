@@ -3,13 +3,13 @@ work orders. Long ranges come downsampled from SQL (min / avg / max per time buc
 
 from datetime import datetime, time, timedelta
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.charts import local_naive, metric_chart
 from dashboard.i18n import lang, number, t
-from dashboard.widgets import LOCAL_TZ, severity_badge, status_badge, when
+from dashboard.widgets import severity_badge, status_badge, when
 
 assets = data.assets(st.session_state.get("site_id"))
 codes = [a["code"] for a in assets]
@@ -45,32 +45,19 @@ else:
     bucket_s = int(points["bucket_s"].iloc[0])
     if bucket_s > 10:
         st.caption(t("downsampled", s=bucket_s))
-    points["ts"] = pd.to_datetime(points["ts"], utc=True).dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
+    points["ts"] = local_naive(points["ts"])
     cols, drawn = st.columns(2), 0
     for metric, (unit, label_fr, label_en) in units.items():
         df = points[points["metric"] == metric]
         if df.empty:
             continue
         label = f"{label_fr if lang() == 'fr' else label_en} ({unit})"
-        x = alt.X("ts:T", title=t("time"), axis=alt.Axis(format="%d/%m %H:%M"))
-        y = alt.Y("min:Q", title=label, scale=alt.Scale(zero=False))
-        layers = [alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y=y, y2="max:Q")]
-        layers.append(alt.Chart(df).mark_line().encode(x=x, y="avg:Q", tooltip=[
-            alt.Tooltip("ts:T", format="%d/%m %H:%M:%S"), alt.Tooltip("avg:Q", format=".2f"),
-            alt.Tooltip("min:Q", format=".2f"), alt.Tooltip("max:Q", format=".2f")]))
-        thresholds = [e for e in asset["evaluations"] if e["metric"] == metric and e["rule_type"] in ("threshold", "consecutive")]
-        if thresholds:
-            thr = pd.DataFrame([{"y": e["threshold"], "policy": f"{e['policy_code']} {e['condition']} {e['threshold']:g}"}
-                                for e in thresholds])
-            layers.append(alt.Chart(thr).mark_rule(color="red", strokeDash=[6, 4]).encode(y="y:Q", tooltip=["policy:N"]))
+        evaluations = [e for e in asset["evaluations"] if e["metric"] == metric]
         marks = [a for a in asset_alerts if policy_metric.get(a["policy_code"]) == metric]
-        if marks:
-            md = pd.DataFrame([{"ts": pd.Timestamp(a["created_at"]).tz_convert(LOCAL_TZ).tz_localize(None),
-                                "alert": f"{a['policy_code']} · {a['message']}"} for a in marks])
-            md = md[(md["ts"] >= df["ts"].min()) & (md["ts"] <= df["ts"].max())]
-            if not md.empty:
-                layers.append(alt.Chart(md).mark_rule(color="orange", strokeWidth=2).encode(x="ts:T", tooltip=["alert:N"]))
-        cols[drawn % 2].altair_chart(alt.layer(*layers).properties(height=220, title=label), width="stretch")
+        # the title as text above the chart: Vega titles get clipped when Streamlit resizes the chart
+        box = cols[drawn % 2].container()
+        box.markdown(f"**{label}**")
+        box.altair_chart(metric_chart(df, unit, evaluations, marks), width="stretch")
         drawn += 1
 
 st.subheader(t("policies"))

@@ -3,13 +3,13 @@ words), with the alert context: its message and the metric's recent curve."""
 
 from datetime import timedelta
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.i18n import t
-from dashboard.widgets import LOCAL_TZ, actor_input, run_action, severity_badge, when
+from dashboard.charts import local_naive, metric_chart
+from dashboard.i18n import lang, t
+from dashboard.widgets import actor_input, run_action, severity_badge, when
 from engine.workorders import ALLOWED_TRANSITIONS
 
 st.title(t("wo_title"))
@@ -50,16 +50,18 @@ with right:
         st.markdown(f"{severity_badge(alert['severity'])} **{alert['policy_code']} · {alert['title']}**  \n"
                     f"{alert['message']}  \n{when(alert['created_at'])} · {t('alert_' + alert['status'])}")
         asset = next((a for a in data.assets() if a["id"] == wo["asset_id"]), None)
-        metric = next((e["metric"] for e in (asset or {}).get("evaluations", []) if e["policy_code"] == alert["policy_code"]), None)
-        if metric:
+        evaluation = next((e for e in (asset or {}).get("evaluations", []) if e["policy_code"] == alert["policy_code"]),
+                          None)
+        if evaluation:
+            metric = evaluation["metric"]
+            unit, label_fr, label_en = data.metric_units(asset["type"])[metric]
             end = data.now().replace(microsecond=0)
             start = min(alert["created_at"] - timedelta(minutes=30), end - timedelta(hours=1))
             pts = pd.DataFrame([p for p in data.series(wo["asset_id"], start, end) if p["metric"] == metric])
             if not pts.empty:
-                pts["ts"] = pd.to_datetime(pts["ts"], utc=True).dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
-                chart = alt.Chart(pts).mark_line().encode(
-                    x=alt.X("ts:T", title=t("time"), axis=alt.Axis(format="%H:%M")), y=alt.Y("avg:Q", title=metric))
-                st.altair_chart(chart.properties(height=220, title=t("recent_curve", metric=metric)), width="stretch")
+                pts["ts"] = local_naive(pts["ts"])
+                st.markdown(f"**{t('recent_curve', metric=label_fr if lang() == 'fr' else label_en)} ({unit})**")
+                st.altair_chart(metric_chart(pts, unit, [evaluation], [alert], time_format="%H:%M"), width="stretch")
     st.subheader(t("audit"))
     for h in data.trail("work_order", chosen):
         st.caption(f"{when(h['at'])} · {h['actor']} · {h['action']} {h['from_value'] or ''} → {h['to_value'] or ''} "

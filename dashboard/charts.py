@@ -1,0 +1,43 @@
+"""The metric chart of the Asset and Work-order pages: min–max band, average line, the policy
+thresholds as labelled dashed rules, alert moments as orange rules."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dashboard.widgets import LOCAL_TZ
+
+
+def local_naive(ts: pd.Series) -> pd.Series:
+    """UTC timestamps as Casablanca wall-clock time (what the axis shows)."""
+    return pd.to_datetime(ts, utc=True).dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
+
+
+def metric_chart(points: pd.DataFrame, unit: str, evaluations: list[dict], alerts: list[dict],
+                 *, time_format: str = "%d/%m %H:%M", height: int = 220) -> alt.LayerChart:
+    """`points`: one metric's buckets (ts, min, avg, max), ts already local; `evaluations`: the
+    asset's policy evaluations of this metric; `alerts`: its alerts of those policies."""
+    x = alt.X("ts:T", title=None, axis=alt.Axis(format=time_format))
+    y = alt.Y("min:Q", title=unit, scale=alt.Scale(zero=False))
+    layers = [
+        alt.Chart(points).mark_area(opacity=0.2).encode(x=x, y=y, y2="max:Q"),
+        alt.Chart(points).mark_line().encode(x=x, y="avg:Q", tooltip=[
+            alt.Tooltip("ts:T", format="%d/%m %H:%M:%S"), alt.Tooltip("avg:Q", format=".2f"),
+            alt.Tooltip("min:Q", format=".2f"), alt.Tooltip("max:Q", format=".2f")]),
+    ]
+    levels = [e for e in evaluations if e["rule_type"] in ("threshold", "consecutive")]
+    if levels:
+        thr = pd.DataFrame([{"y": e["threshold"], "policy": f"{e['policy_code']} {e['condition']} {e['threshold']:g}"}
+                            for e in levels])
+        rule = alt.Chart(thr).encode(y="y:Q")
+        layers.append(rule.mark_rule(color="red", strokeDash=[6, 4]).encode(tooltip=["policy:N"]))
+        layers.append(rule.mark_text(align="left", dx=4, dy=-7, color="red", fontSize=11)
+                      .encode(x=alt.value(0), text="policy:N"))
+    if alerts:
+        marks = pd.DataFrame([{"ts": pd.Timestamp(a["created_at"]).tz_convert(LOCAL_TZ).tz_localize(None),
+                               "alert": f"{a['policy_code']} · {a['message']}"} for a in alerts])
+        marks = marks[(marks["ts"] >= points["ts"].min()) & (marks["ts"] <= points["ts"].max())]
+        if not marks.empty:
+            layers.append(alt.Chart(marks).mark_rule(color="orange", strokeWidth=2).encode(x="ts:T", tooltip=["alert:N"]))
+    return alt.layer(*layers).properties(height=height)
