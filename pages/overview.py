@@ -1,11 +1,10 @@
 """US-01 — every site with open alerts by severity, at-risk sites first; totals; live."""
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import ago, t
-from dashboard.widgets import status_text
+from dashboard.widgets import severity_badge, status_text
 
 st.title(t("overview_title"))
 
@@ -26,21 +25,22 @@ def overview() -> None:
     cols = st.columns(4)
     for col, (status, n) in zip(cols, by_status.items()):
         col.metric(status_text(status), n)
-    table = pd.DataFrame(
-        [
-            {
-                t("site"): s["code"], t("name"): s["name"], t("at_risk"): "🚨 " + t("yes") if s["at_risk"] else t("no"),
-                t("high"): s["open_alerts"]["high"], t("medium"): s["open_alerts"]["medium"],
-                t("low"): s["open_alerts"]["low"], t("open_wo"): s["open_work_orders"],
-                status_text("alert"): s["assets_by_status"]["alert"], status_text("watch"): s["assets_by_status"]["watch"],
-                status_text("no_data"): s["assets_by_status"]["no_data"], status_text("ok"): s["assets_by_status"]["ok"],
-            }
-            for s in sites
-        ]
-    )
-    st.dataframe(table, hide_index=True, width="stretch")
-    for s in sites:
-        st.page_link("pages/site.py", label=f"{s['code']} — {s['name']}", icon="🏢", query_params={"site": s["code"]})
+    # one card per site, at-risk sites first (the service's order), three to a row
+    for row in range(0, len(sites), 3):
+        for col, site in zip(st.columns(3), sites[row : row + 3]):
+            site_card(col.container(border=True), site)
+
+
+def site_card(box, s: dict) -> None:
+    """A site at a glance: at risk or not, live alerts by severity, assets by status, open orders."""
+    risk = ":red-badge[🚨 " + t("at_risk") + "]" if s["at_risk"] else ":green-badge[✅ " + t("status_ok") + "]"
+    box.markdown(f"#### {s['code']}  \n{s['name']}")
+    alerts = " ".join(f"{severity_badge(sev)} **{s['open_alerts'][sev]}**" for sev in ("high", "medium", "low"))
+    box.markdown(f"{risk}  \n{t('open_alerts')} : {alerts}")
+    counts = s["assets_by_status"]
+    statuses = " · ".join(f"{status_text(k)} **{counts[k]}**" for k in ("alert", "watch", "no_data", "ok") if counts[k])
+    box.markdown(f"{t('assets')} : {statuses or '—'}  \n{t('open_wo')} : **{s['open_work_orders']}**")
+    box.page_link("pages/site.py", label=t("open_site", code=s["code"]), icon="🏢", query_params={"site": s["code"]})
 
 
 overview()

@@ -18,6 +18,9 @@ def test_overview_lists_the_seeded_sites_at_risk_first(app, live_data):
     body = texts(at)
     assert "Vue d'ensemble des sites" in body
     assert body.index("CAS-S1") < body.index("CAS-S2")  # CAS-S1 has the high alert
+    cards = [m.value for m in at.markdown if "À risque" in m.value or "✅ OK]" in m.value]
+    assert len(cards) == 2 and "À risque" in cards[0] and "À risque" not in cards[1]
+    assert ":red-badge[Haute] **1**" in cards[0] and ":red-badge[Haute] **0**" in cards[1]
     assert "Tour Alpha – Casanearshore" in body
     labels = {m.label: m.value for m in at.metric}
     assert labels["Sites à risque"] == "1 / 2"
