@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Path, Query
 from sqlalchemy.orm import Session
 
 from db.errors import Unauthorized
@@ -33,3 +33,10 @@ async def require_api_key(x_api_key: Annotated[str | None, Header(description="I
 
 
 ApiKey = Depends(require_api_key)
+
+
+# Row ids are PostgreSQL integers: anything else is refused with a 422 naming the parameter,
+# before it reaches the database (a 40-digit id must not become a 500).
+_MAX_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=_MAX_ID)]
+RowIdFilter = Annotated[int | None, Query(ge=1, le=_MAX_ID)]

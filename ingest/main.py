@@ -17,6 +17,7 @@ from db.logs import setup_logging
 from db.session import database_url, libpq_url
 from db.settings import get_settings
 from ingest.observability import ApiMetrics, LatencyMiddleware
+from ingest.schemas import error_responses
 from ingest.routes import alerts, health, rules, simulator, sites, telemetry, workorders
 from ingest.telemetry import AsyncWriter, Catalog
 
@@ -109,15 +110,17 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return await domain_error(request, InvalidInput.from_validation(exc.errors()))
+        err = InvalidInput.from_validation(exc.errors(), prefix_fields=("body", "query", "path"))
+        return await domain_error(request, err)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    # every route documents the error body it really sends (not FastAPI's default 422 shape)
     for router in ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=error_responses(401, 404, 409, 413, 422, 503))
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app

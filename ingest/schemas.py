@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, with_config
 from typing_extensions import TypedDict
 
 # A metric value: a JSON number (not a string, not a boolean), finite.
@@ -164,28 +164,38 @@ class HealthOut(BaseModel):
 Actor = Field(min_length=1, max_length=100, description="who does it (name or login)")
 
 
-class AlertAction(BaseModel):
+class InputModel(BaseModel):
+    """A request body: unknown fields refused, and no NUL character in any text (PostgreSQL
+    cannot store it: refused here with a 422 rather than failing in the database)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        return value
+
+
+class AlertAction(InputModel):
     actor: str = Actor
     comment: str = Field(default="", max_length=2000)
 
 
-class WorkOrderTransition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkOrderTransition(InputModel):
     to_status: str = Field(description="open | in_progress | done")
     actor: str = Actor
     comment: str = Field(default="", max_length=2000)
 
 
-class WorkOrderPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkOrderPatch(InputModel):
     actor: str = Actor
     assigned_to: str | None = Field(default=None, max_length=100, description="empty string unassigns")
     notes: str | None = Field(default=None, max_length=10000)
 
 
-class CounterResetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CounterResetIn(InputModel):
     actor: str = Actor
     reason: str = Field(default="", max_length=2000)
 
@@ -255,7 +265,7 @@ class SiteRollupOut(SiteOut):
 
 # --- simulator faults ------------------------------------------------------------------------
 
-class FaultIn(BaseModel):
+class FaultIn(InputModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"asset_code": "CAS-S1-ELEVATOR_1", "fault": "motor_overheat", "intensity": 1.0, "duration_s": 600}]})
     asset_code: str
@@ -282,3 +292,20 @@ class FaultOut(BaseModel):
     active: bool
     policy: str | None
     description: str
+
+
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="the offending field, e.g. readings[3].timestamp")
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal (4xx) and the 503 of an unreachable database."""
+
+    detail: str = Field(description="what was wrong, in words (a refused write also says nothing was stored)")
+    errors: list[FieldErrorOut] = Field(default_factory=list, description="one entry per bad field")
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI `responses` documenting our error body for these status codes."""
+    return {code: {"model": ErrorOut} for code in codes}
