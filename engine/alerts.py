@@ -23,6 +23,13 @@ def raise_alerts(
     """Create an alert per firing (asset_id, value, points) unless one is open or ack for that
     (asset, policy) — the unique partial index decides, so racing evaluators cannot duplicate —
     and, with auto_work_order, its work order in the same transaction. Returns what was created."""
+    # assets whose alert is still live are left out first, so the usual re-evaluation does not
+    # spend alert numbers on inserts the index would refuse (numbers stay consecutive for people)
+    live = set(session.scalars(select(Alert.asset_id).where(
+        Alert.policy_id == policy.id, Alert.status.in_(LIVE), Alert.asset_id.in_([f[0] for f in firing]))))
+    firing = [f for f in firing if f[0] not in live]
+    if not firing:
+        return []
     rows = [
         {"asset_id": aid, "policy_id": policy.id, "created_at": now, "severity": policy.severity,
          "status": AlertStatus.OPEN.value, "message": message(policy, value, points), "observed_value": value}

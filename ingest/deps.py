@@ -20,7 +20,9 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response is sent, so a 200 means the
+# change is stored (FastAPI's default would commit after answering).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def require_api_key(x_api_key: Annotated[str | None, Header(description="INGEST_API_KEY")] = None) -> None:

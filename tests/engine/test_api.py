@@ -81,3 +81,23 @@ def test_counter_reset_through_the_api(pg, api):
     assert r.status_code == 200 and r.json()["baseline"] == 612.0
     r = api.post(f"/assets/{aid}/counters/door_cycles/reset", json={"actor": "tech"})
     assert r.status_code == 422 and "not a counter of CHILLER" in r.json()["detail"]
+
+
+def test_an_answer_comes_only_after_its_commit(pg, api, monkeypatch):
+    """A 200 means stored: with a slow commit, the change is in the database when the answer
+    arrives (the API runs in this process, so its commits can be slowed down here)."""
+    import time
+
+    from sqlalchemy.orm import Session
+
+    wo_id = _overheat_now(pg, api)["fired"][0]["work_order_id"]
+    commit = Session.commit
+
+    def slow_commit(self):
+        time.sleep(0.5)
+        commit(self)
+
+    monkeypatch.setattr(Session, "commit", slow_commit)
+    r = api.post(f"/workorders/{wo_id}/transition", json={"to_status": "in_progress", "actor": "tech"})
+    assert r.status_code == 200
+    assert pg.execute("SELECT status FROM work_orders WHERE id = %s", (wo_id,)).fetchone()[0] == "in_progress"

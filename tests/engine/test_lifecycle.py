@@ -60,6 +60,18 @@ def test_after_close_the_policy_can_fire_again(pg):
     assert count(pg, "alerts") == 2
 
 
+def test_alert_numbers_stay_consecutive_across_re_evaluations(pg):
+    f = overheat(pg)
+    for minutes in (1, 2, 3):  # still firing while the alert is live: nothing new, no number spent
+        later = NOW + timedelta(minutes=minutes)
+        put(pg, ELEVATOR, "motor_temp", series([90.0] * 5, end=later))
+        assert evaluate(later, codes=["R5"]).fired == []
+    with session_scope() as s:
+        alerts.close(s, alert_id=f["alert_id"], actor="manager", comment="fixed", now=NOW + timedelta(minutes=3))
+    again = evaluate(NOW + timedelta(minutes=3, seconds=1), codes=["R5"]).fired
+    assert [a["alert_id"] for a in again] == [f["alert_id"] + 1]
+
+
 def test_two_evaluations_racing_on_two_connections_create_one_alert(pg):
     put(pg, ELEVATOR, "motor_temp", series([85.0] * 5))
     first_done, results = threading.Event(), {}
