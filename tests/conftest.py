@@ -5,6 +5,7 @@ server on 127.0.0.1 for the API."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -138,3 +139,23 @@ def anon_api(live_api: LiveServer) -> Iterator[httpx.Client]:
     """An HTTP client on the live API without an API key."""
     with httpx.Client(base_url=live_api.url + "/api/v1", timeout=30) as client:
         yield client
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's; test tools cannot download one here
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+        )
+        yield b
+        b.close()

@@ -4,7 +4,6 @@ running dashboard, finds no exception on any, and saves a screenshot of each."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ from tests.conftest import PROJECT, free_port
 
 pytestmark = pytest.mark.browser
 SHOTS = PROJECT / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = {  # url path -> a text the page must show
     "": "Vue d'ensemble des sites",
     "site?site=CAS-S1": "Site CAS-S1",
@@ -49,22 +47,6 @@ def dashboard(database_url, live_data):
     yield url
     proc.terminate()
     proc.wait(15)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
-        )
-        yield b
-        b.close()
 
 
 def test_every_page_renders_without_exception_and_is_screenshotted(dashboard, browser):
