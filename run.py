@@ -77,6 +77,14 @@ class Supervisor:
         self.procs[name] = p
         threading.Thread(target=self._pump, args=(name, p), daemon=True).start()
 
+    def run_once(self, name: str, cmd: list[str]) -> None:
+        """A one-shot step (the upgrade), its output prefixed like the services'."""
+        p = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, bufsize=1, preexec_fn=_child_setup)
+        self._pump(name, p)
+        if p.wait() != 0:
+            raise SystemExit(f"{name} failed (exit code {p.returncode}); see its lines above")
+
     def _pump(self, name: str, p: subprocess.Popen) -> None:
         for line in iter(p.stdout.readline, ""):
             self.say(name, line)
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if stop.is_set():
         return 0
     sup.say("run", "upgrading the database …")
-    subprocess.run([sys.executable, "-m", "db", "upgrade"], cwd=PROJECT_ROOT, env=sup.env, check=True)
+    sup.run_once("db", [sys.executable, "-m", "db", "upgrade"])
 
     cmds = services(settings)
     wanted = ["api", *[n for n in cmds if n != "api" and (not args.only or n in args.only)]]

@@ -59,5 +59,5 @@ def setup_logging(process: str) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # one line per request, per scheduled job or per queue option is noise; their warnings stay
-    for name in ("httpx", "apscheduler", "persistqueue"):
+    for name in ("httpx", "apscheduler", "persistqueue", "alembic.runtime.plugins"):
         logging.getLogger(name).setLevel(logging.WARNING)
