@@ -37,8 +37,9 @@ async def require_api_key(x_api_key: Annotated[str | None, Header(description="I
 ApiKey = Depends(require_api_key)
 
 
-# Row ids are PostgreSQL integers: anything else is refused with a 422 naming the parameter,
-# before it reaches the database (a 40-digit id must not become a 500).
-_MAX_ID = 2**31 - 1
-RowId = Annotated[int, Path(ge=1, le=_MAX_ID)]
-RowIdFilter = Annotated[int | None, Query(ge=1, le=_MAX_ID)]
+# Ids in paths and filters fit their column (sites and assets: integer; alerts, work orders and
+# faults: bigint): anything larger is refused with a 422 naming the parameter, before it reaches
+# the database (a 40-digit id must not become a 500).
+SmallId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+SmallIdFilter = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+BigId = Annotated[int, Path(ge=1, le=2**63 - 1)]

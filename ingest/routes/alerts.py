@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from db import queries
 from db.models import AlertStatus, Severity
 from engine import alerts, audit
-from ingest.deps import ApiKey, RowId, RowIdFilter, SessionDep
+from ingest.deps import ApiKey, BigId, SessionDep, SmallIdFilter
 from ingest.schemas import AlertAction, AlertOut, AuditOut
 
 router = APIRouter(tags=["alerts"])
@@ -21,8 +21,8 @@ def get_alerts(
     session: SessionDep,
     status: Annotated[list[AlertStatus] | None, Query()] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
-    site_id: RowIdFilter = None,
-    asset_id: RowIdFilter = None,
+    site_id: SmallIdFilter = None,
+    asset_id: SmallIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict]:
     """Alerts, newest first; `status` and `severity` are repeatable."""
@@ -37,13 +37,13 @@ def get_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: RowId, session: SessionDep) -> dict:
+def get_alert(alert_id: BigId, session: SessionDep) -> dict:
     """One alert."""
     return queries.get_alert_row(session, alert_id=alert_id)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut, dependencies=[ApiKey])
-def post_ack(alert_id: RowId, body: AlertAction, session: SessionDep) -> dict:
+def post_ack(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
     """Acknowledge an open alert (409 otherwise)."""
     alerts.acknowledge(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))
     session.flush()
@@ -51,7 +51,7 @@ def post_ack(alert_id: RowId, body: AlertAction, session: SessionDep) -> dict:
 
 
 @router.post("/alerts/{alert_id}/close", response_model=AlertOut, dependencies=[ApiKey])
-def post_close(alert_id: RowId, body: AlertAction, session: SessionDep) -> dict:
+def post_close(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
     """Close an open or acknowledged alert (409 if already closed)."""
     alerts.close(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))
     session.flush()
@@ -59,7 +59,7 @@ def post_close(alert_id: RowId, body: AlertAction, session: SessionDep) -> dict:
 
 
 @router.get("/alerts/{alert_id}/audit", response_model=list[AuditOut])
-def get_alert_audit(alert_id: RowId, session: SessionDep) -> list[dict]:
+def get_alert_audit(alert_id: BigId, session: SessionDep) -> list[dict]:
     """Who did what to this alert, oldest first."""
     queries.get_alert_row(session, alert_id=alert_id)
     return audit.trail(session, entity="alert", entity_id=alert_id)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from ingest.deps import ApiKey, RowId, SessionDep
+from ingest.deps import ApiKey, BigId, SessionDep
 from ingest.schemas import FaultIn, FaultOut
 from simulator import faults
 
@@ -30,7 +30,7 @@ def post_fault(body: FaultIn, session: SessionDep) -> dict:
 
 
 @router.delete("/simulator/faults/{fault_id}", response_model=FaultOut, dependencies=[ApiKey])
-def delete_fault(fault_id: RowId, session: SessionDep) -> dict:
+def delete_fault(fault_id: BigId, session: SessionDep) -> dict:
     """Stop a fault now."""
     now = datetime.now(UTC)
     faults.stop_fault(session, fault_id=fault_id, now=now)

@@ -11,7 +11,7 @@ from db import queries
 from db.errors import InvalidInput
 from engine.counters import reset_counter
 from engine.status import asset_statuses, site_rollup
-from ingest.deps import ApiKey, RowId, SessionDep
+from ingest.deps import ApiKey, SessionDep, SmallId
 from ingest.schemas import AssetMetricsOut, AssetStatusOut, CounterResetIn, CounterResetOut, SiteRollupOut
 
 router = APIRouter(tags=["sites"])
@@ -24,7 +24,7 @@ def get_sites(session: SessionDep) -> list[dict]:
 
 
 @router.get("/sites/{site_id}/assets", response_model=list[AssetStatusOut])
-def get_site_assets(site_id: RowId, session: SessionDep) -> list[dict]:
+def get_site_assets(site_id: SmallId, session: SessionDep) -> list[dict]:
     """The assets of a site with their status (ok / watch / alert / no_data) and last values."""
     queries.get_site(session, site_id=site_id)
     return asset_statuses(session, now=datetime.now(UTC), site_id=site_id)
@@ -32,7 +32,7 @@ def get_site_assets(site_id: RowId, session: SessionDep) -> list[dict]:
 
 @router.get("/assets/{asset_id}/metrics", response_model=AssetMetricsOut)
 def get_asset_metrics(
-    asset_id: RowId,
+    asset_id: SmallId,
     session: SessionDep,
     from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601; default: 1 h before `to`")] = None,
     to: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
@@ -49,7 +49,7 @@ def get_asset_metrics(
 
 
 @router.post("/assets/{asset_id}/counters/{metric}/reset", response_model=CounterResetOut, dependencies=[ApiKey])
-def post_counter_reset(asset_id: RowId, metric: str, body: CounterResetIn, session: SessionDep) -> dict:
+def post_counter_reset(asset_id: SmallId, metric: str, body: CounterResetIn, session: SessionDep) -> dict:
     """Reset a counter (run_hours, door_cycles) after maintenance: its current value becomes the baseline."""
     r = reset_counter(session, asset_id=asset_id, metric=metric, actor=body.actor, reason=body.reason,
                       now=datetime.now(UTC))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from db import queries
 from db.models import WorkOrderStatus
 from engine import audit, workorders
-from ingest.deps import ApiKey, RowId, RowIdFilter, SessionDep
+from ingest.deps import ApiKey, BigId, SessionDep, SmallIdFilter
 from ingest.schemas import AuditOut, WorkOrderOut, WorkOrderPatch, WorkOrderTransition
 
 router = APIRouter(tags=["workorders"])
@@ -20,8 +20,8 @@ router = APIRouter(tags=["workorders"])
 def get_workorders(
     session: SessionDep,
     status: Annotated[list[WorkOrderStatus] | None, Query()] = None,
-    site_id: RowIdFilter = None,
-    asset_id: RowIdFilter = None,
+    site_id: SmallIdFilter = None,
+    asset_id: SmallIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict]:
     """Work orders by priority, newest first; `status` is repeatable."""
@@ -31,13 +31,13 @@ def get_workorders(
 
 
 @router.get("/workorders/{workorder_id}", response_model=WorkOrderOut)
-def get_workorder(workorder_id: RowId, session: SessionDep) -> dict:
+def get_workorder(workorder_id: BigId, session: SessionDep) -> dict:
     """One work order."""
     return queries.get_workorder_row(session, workorder_id=workorder_id)
 
 
 @router.post("/workorders/{workorder_id}/transition", response_model=WorkOrderOut, dependencies=[ApiKey])
-def post_transition(workorder_id: RowId, body: WorkOrderTransition, session: SessionDep) -> dict:
+def post_transition(workorder_id: BigId, body: WorkOrderTransition, session: SessionDep) -> dict:
     """open → in_progress → done (or back to open); done closes the alert (409 on an illegal move)."""
     workorders.transition(session, workorder_id=workorder_id, to_status=body.to_status, actor=body.actor,
                           comment=body.comment, now=datetime.now(UTC))
@@ -46,7 +46,7 @@ def post_transition(workorder_id: RowId, body: WorkOrderTransition, session: Ses
 
 
 @router.patch("/workorders/{workorder_id}", response_model=WorkOrderOut, dependencies=[ApiKey])
-def patch_workorder(workorder_id: RowId, body: WorkOrderPatch, session: SessionDep) -> dict:
+def patch_workorder(workorder_id: BigId, body: WorkOrderPatch, session: SessionDep) -> dict:
     """Assign (empty string unassigns) and/or replace the notes."""
     workorders.update(session, workorder_id=workorder_id, actor=body.actor, assigned_to=body.assigned_to,
                       notes=body.notes, now=datetime.now(UTC))
@@ -55,7 +55,7 @@ def patch_workorder(workorder_id: RowId, body: WorkOrderPatch, session: SessionD
 
 
 @router.get("/workorders/{workorder_id}/audit", response_model=list[AuditOut])
-def get_workorder_audit(workorder_id: RowId, session: SessionDep) -> list[dict]:
+def get_workorder_audit(workorder_id: BigId, session: SessionDep) -> list[dict]:
     """Who did what to this work order, oldest first."""
     queries.get_workorder_row(session, workorder_id=workorder_id)
     return audit.trail(session, entity="work_order", entity_id=workorder_id)

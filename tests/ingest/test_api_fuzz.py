@@ -49,5 +49,9 @@ def test_text_with_a_nul_character_is_refused_and_writes_nothing(api, pg):
 def test_an_id_beyond_postgresql_integers_is_a_422_not_a_server_error(api):
     r = api.get("/sites/428809154878786402176070018020671488/assets")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "site_id"
-    r = api.get("/alerts", params={"asset_id": 2**31})
+    r = api.get("/alerts", params={"asset_id": 2**31})  # assets.id is an integer
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "asset_id"
+    assert api.get(f"/sites/{2**31 - 1}/assets").status_code == 404  # the largest integer: not found
+    # alerts and work orders have bigint ids
+    assert api.post(f"/alerts/{2**62}/ack", json={"actor": "x"}).status_code == 404
+    assert api.get(f"/workorders/{2**63}").status_code == 422
