@@ -6,7 +6,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.widgets import LOCAL_TZ
+from dashboard.widgets import LOCAL_TZ, alert_message
 
 
 def local_naive(ts: pd.Series) -> pd.Series:
@@ -36,7 +36,7 @@ def metric_chart(points: pd.DataFrame, unit: str, evaluations: list[dict], alert
                       .encode(x=alt.value(0), text="policy:N"))
     if alerts:
         marks = pd.DataFrame([{"ts": pd.Timestamp(a["created_at"]).tz_convert(LOCAL_TZ).tz_localize(None),
-                               "alert": f"{a['policy_code']} · {a['message']}"} for a in alerts])
+                               "alert": f"{a['policy_code']} · {alert_message(a)}"} for a in alerts])
         marks = marks[(marks["ts"] >= points["ts"].min()) & (marks["ts"] <= points["ts"].max())]
         if not marks.empty:
             layers.append(alt.Chart(marks).mark_rule(color="orange", strokeWidth=2).encode(x="ts:T", tooltip=["alert:N"]))

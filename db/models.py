@@ -279,6 +279,7 @@ class Alert(Base):
     severity: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(8), default=AlertStatus.OPEN.value)
     message: Mapped[str] = mapped_column(Text)
+    message_fr: Mapped[str] = mapped_column(Text, server_default="")
     observed_value: Mapped[float | None] = mapped_column(Float)
     acked_by: Mapped[str | None] = mapped_column(String(100))
     acked_at: Mapped[datetime | None] = mapped_column(TZ)

@@ -170,6 +170,7 @@ def _alert_dict(row) -> dict:
         "severity": a.severity,
         "status": a.status,
         "message": a.message,
+        "message_fr": a.message_fr or a.message,  # alerts older than the French message: English
         "observed_value": a.observed_value,
         "acked_by": a.acked_by,
         "acked_at": a.acked_at,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from db.errors import InvalidTransition, NotFound
 from db.models import PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Severity, WorkOrder
 from engine import audit
-from engine.rules import PolicyView, message
+from engine.rules import PolicyView, message, message_fr
 
 LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
 ENGINE = "engine"
@@ -32,7 +32,8 @@ def raise_alerts(
         return []
     rows = [
         {"asset_id": aid, "policy_id": policy.id, "created_at": now, "severity": policy.severity,
-         "status": AlertStatus.OPEN.value, "message": message(policy, value, points), "observed_value": value}
+         "status": AlertStatus.OPEN.value, "message": message(policy, value, points), "message_fr": message_fr(policy, value, points),
+         "observed_value": value}
         for aid, value, points in firing
     ]
     stmt = (
@@ -41,16 +42,17 @@ def raise_alerts(
         # the predicate is literal SQL, as in the index: with bound parameters PostgreSQL cannot
         # match the partial index once psycopg prepares the statement (after a few runs)
         .on_conflict_do_nothing(index_elements=["asset_id", "policy_id"], index_where=text("status IN ('open', 'ack')"))
-        .returning(Alert.id, Alert.asset_id, Alert.message)
+        .returning(Alert.id, Alert.asset_id, Alert.message, Alert.message_fr)
     )
     created = session.execute(stmt).all()
     if not created:
         return []
     codes = dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_([c.asset_id for c in created]))).all())
     fired = []
-    for alert_id, asset_id, msg in created:
+    for alert_id, asset_id, msg, msg_fr in created:
         audit.record(session, entity="alert", entity_id=alert_id, actor=ENGINE, action="created", from_value=None,
-                     to_value=AlertStatus.OPEN.value, comment=msg, now=now, details={"policy": policy.code})
+                     to_value=AlertStatus.OPEN.value, comment=msg, now=now,
+                     details={"policy": policy.code, "comment_fr": msg_fr})
         wo_id = None
         if policy.auto_work_order:
             wo = WorkOrder(
@@ -62,10 +64,11 @@ def raise_alerts(
             session.flush()
             wo_id = wo.id
             audit.record(session, entity="work_order", entity_id=wo.id, actor=ENGINE, action="created",
-                         from_value=None, to_value="open", comment=f"alert #{alert_id}: {msg}", now=now)
+                         from_value=None, to_value="open", comment=f"alert #{alert_id}: {msg}", now=now,
+                         details={"comment_fr": f"alerte n° {alert_id} : {msg_fr}"})
         fired.append({"alert_id": alert_id, "asset_id": asset_id, "asset_code": codes[asset_id],
                       "policy_code": policy.code, "severity": policy.severity, "message": msg,
-                      "work_order_id": wo_id})
+                      "message_fr": msg_fr, "work_order_id": wo_id})
     return fired
 
 

@@ -62,7 +62,7 @@ class EvaluationResult:
 
 def load_policies(session: Session, *, codes: list[str] | None = None) -> list[PolicyView]:
     """The enabled policies (optionally only these codes), with their metric."""
-    q = select(Policy, Metric.name, Metric.unit).join(Metric, Metric.id == Policy.metric_id).where(Policy.enabled)
+    q = select(Policy, Metric.name, Metric.unit, Metric.label_fr).join(Metric, Metric.id == Policy.metric_id).where(Policy.enabled)
     if codes:
         q = q.where(Policy.code.in_(codes))
     return [
@@ -70,9 +70,9 @@ def load_policies(session: Session, *, codes: list[str] | None = None) -> list[P
             id=p.id, code=p.code, asset_type=p.asset_type, metric_id=p.metric_id, metric=name, unit=unit,
             rule_type=p.rule_type, aggregation=p.aggregation, condition=p.condition, threshold=p.threshold,
             window_minutes=p.window_minutes, consecutive_points=p.consecutive_points, severity=p.severity,
-            title=p.title, auto_work_order=p.auto_work_order,
+            title=p.title, auto_work_order=p.auto_work_order, metric_label_fr=label_fr,
         )
-        for p, name, unit in session.execute(q.order_by(Policy.code))
+        for p, name, unit, label_fr in session.execute(q.order_by(Policy.code))
     ]
 
 

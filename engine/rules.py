@@ -29,6 +29,7 @@ class PolicyView:
     severity: str
     title: str
     auto_work_order: bool
+    metric_label_fr: str = ""
 
     @property
     def min_points(self) -> int:
@@ -55,10 +56,10 @@ def near_threshold(condition: str, value: float | None, threshold: float, margin
 
 
 def fmt(value: float) -> str:
-    """A number as people read it: 21.3, 500, 100 000."""
+    """A number as people read it: 21.3, 20.01 (just past a threshold of 20), 500, 100 000."""
     if abs(value) >= 1000:
         return f"{value:,.0f}".replace(",", " ")
-    return f"{value:.1f}" if value != int(value) else f"{value:.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def message(policy: PolicyView, value: float, points: int) -> str:
@@ -78,3 +79,28 @@ def message(policy: PolicyView, value: float, points: int) -> str:
         f"{policy.metric} trend {value:+.2f} {unit}/h over {policy.window_minutes} min "
         f"{policy.condition} {thr} {unit}/h ({points} readings)"
     )
+
+
+_AGG_FR = {"avg": "moyenne", "min": "minimum", "max": "maximum"}
+
+
+def fmt_fr(value: float) -> str:
+    """fmt() the French way: 21,3 and 100 000."""
+    return fmt(value).replace(".", ",")
+
+
+def message_fr(policy: PolicyView, value: float, points: int) -> str:
+    """message() in French, for the dashboard: "Température air soufflé : moyenne 21,3 °C sur
+    15 min > 20 (89 mesures)"."""
+    label, unit, thr = policy.metric_label_fr or policy.metric, policy.unit, fmt_fr(policy.threshold)
+    if policy.rule_type == "threshold":
+        return (f"{label} : {_AGG_FR.get(policy.aggregation or 'avg', policy.aggregation)} {fmt_fr(value)} {unit} "
+                f"sur {policy.window_minutes} min {policy.condition} {thr} ({points} mesures)")
+    if policy.rule_type == "consecutive":
+        edge = "la plus basse" if policy.condition in (">", ">=") else "la plus haute"
+        return f"{label} : {points} dernières mesures {policy.condition} {thr} {unit} ({edge} {fmt_fr(value)} {unit})"
+    if policy.rule_type == "runtime":
+        return f"{label} : {fmt_fr(value)} {unit} depuis la dernière remise à zéro {policy.condition} {thr}"
+    trend = f"{value:+.2f}".replace(".", ",")
+    return (f"{label} : tendance {trend} {unit}/h sur {policy.window_minutes} min "
+            f"{policy.condition} {thr} {unit}/h ({points} mesures)")

@@ -130,7 +130,8 @@ class AlertOut(BaseModel):
     created_at: datetime
     severity: str
     status: str
-    message: str
+    message: str = Field(description='what was observed, e.g. "avg temp_supply_air 21.3 °C over 15 min > 20"')
+    message_fr: str = Field(description="the same, in French (what the dashboard shows)")
     observed_value: float | None
     acked_by: str | None
     acked_at: datetime | None
@@ -229,6 +230,7 @@ class FiredOut(BaseModel):
     policy_code: str
     severity: str
     message: str
+    message_fr: str
     work_order_id: int | None
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import t
-from dashboard.widgets import actor_input, run_action, severity_badge, when
+from dashboard.widgets import actor_input, alert_message, audit_comment, run_action, severity_badge, when
 
 st.title(t("alerts_title"))
 sites = data.sites()
@@ -28,7 +28,7 @@ rows = data.alerts(status=tuple(status), severity=tuple(severity), site_id=site_
 st.dataframe(pd.DataFrame([
     {"#": a["id"], t("created"): when(a["created_at"]), t("severity"): t("sev_" + a["severity"]),
      t("status"): t("alert_" + a["status"]), t("site"): a["site_code"], t("asset"): a["asset_code"],
-     t("title"): f"{a['policy_code']} · {a['title']}", t("message"): a["message"],
+     t("title"): f"{a['policy_code']} · {a['title']}", t("message"): alert_message(a),
      t("acked_by"): a["acked_by"] or "", t("closed_by"): a["closed_by"] or ""}
     for a in rows
 ], columns=["#", t("created"), t("severity"), t("status"), t("site"), t("asset"), t("title"), t("message"),
@@ -39,7 +39,7 @@ if rows:
                           format_func=lambda i: next(f"#{a['id']} · {a['asset_code']} · {a['title']} "
                                                      f"({t('alert_' + a['status'])})" for a in rows if a["id"] == i))
     alert = next(a for a in rows if a["id"] == chosen)
-    st.markdown(f"{severity_badge(alert['severity'])} **{alert['title']}** — {alert['message']}")
+    st.markdown(f"{severity_badge(alert['severity'])} **{alert['title']}** — {alert_message(alert)}")
     with st.form("alert_action"):
         actor = actor_input("alert")
         comment = st.text_area(t("comment"))
@@ -54,7 +54,7 @@ if rows:
     history = data.trail("alert", chosen)
     st.dataframe(pd.DataFrame([
         {t("at"): when(h["at"]), t("who"): h["actor"], t("action"): h["action"],
-         t("from_to"): f"{h['from_value'] or '—'} → {h['to_value'] or '—'}", t("comment"): h["comment"]}
+         t("from_to"): f"{h['from_value'] or '—'} → {h['to_value'] or '—'}", t("comment"): audit_comment(h)}
         for h in history
     ]), hide_index=True, width="stretch")
 else:

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.charts import local_naive, metric_chart
 from dashboard.i18n import lang, number, t
-from dashboard.widgets import severity_badge, status_badge, when
+from dashboard.widgets import alert_message, severity_badge, status_badge, when
 
 assets = data.assets(st.session_state.get("site_id"))
 codes = [a["code"] for a in assets]
@@ -74,7 +74,7 @@ if asset["evaluations"]:
 left, right = st.columns(2)
 left.subheader(t("alerts_of_asset"))
 for a in asset_alerts[:20]:
-    left.markdown(f"{severity_badge(a['severity'])} **{a['policy_code']}** {a['message']} — "
+    left.markdown(f"{severity_badge(a['severity'])} **{a['policy_code']}** {alert_message(a)} — "
                   f"{t('alert_' + a['status'])} · {when(a['created_at'])}")
 if not asset_alerts:
     left.caption(t("none"))

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import t
-from dashboard.widgets import actor_input, run_action, when
+from dashboard.widgets import actor_input, alert_message, run_action, when
 from simulator.faults import FAULTS
 
 st.title(t("sim_title"))
@@ -54,7 +54,7 @@ if st.button(t("evaluate_now"), type="primary"):
         if fired:
             st.success(t("fired", n=len(fired)))
             st.dataframe(pd.DataFrame([{t("policy"): f["policy_code"], t("asset"): f["asset_code"],
-                                        t("severity"): t("sev_" + f["severity"]), t("message"): f["message"]}
+                                        t("severity"): t("sev_" + f["severity"]), t("message"): alert_message(f)}
                                        for f in fired]), hide_index=True, width="stretch")
         else:
             st.info(t("nothing_fired"))

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import number, t
-from dashboard.widgets import severity_badge, status_badge, when
+from dashboard.widgets import alert_message, severity_badge, status_badge, when
 
 sites = data.sites()
 codes = [s["code"] for s in sites]
@@ -31,5 +31,5 @@ open_alerts = data.alerts(status=("open", "ack"), site_id=site["id"])
 if not open_alerts:
     st.info(t("no_alerts"))
 for al in open_alerts:
-    st.markdown(f"{severity_badge(al['severity'])} **{al['title']}** — {al['asset_code']} · {al['message']} "
+    st.markdown(f"{severity_badge(al['severity'])} **{al['title']}** — {al['asset_code']} · {alert_message(al)} "
                 f"· {when(al['created_at'])} · {t('alert_' + al['status'])}")

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.charts import local_naive, metric_chart
 from dashboard.i18n import lang, t
-from dashboard.widgets import actor_input, run_action, severity_badge, when
+from dashboard.widgets import actor_input, alert_message, audit_comment, run_action, severity_badge, when
 from engine.workorders import ALLOWED_TRANSITIONS
 
 st.title(t("wo_title"))
@@ -48,7 +48,7 @@ with right:
     if wo["alert_id"]:
         alert = data.alert(wo["alert_id"])
         st.markdown(f"{severity_badge(alert['severity'])} **{alert['policy_code']} · {alert['title']}**  \n"
-                    f"{alert['message']}  \n{when(alert['created_at'])} · {t('alert_' + alert['status'])}")
+                    f"{alert_message(alert)}  \n{when(alert['created_at'])} · {t('alert_' + alert['status'])}")
         asset = next((a for a in data.assets() if a["id"] == wo["asset_id"]), None)
         evaluation = next((e for e in (asset or {}).get("evaluations", []) if e["policy_code"] == alert["policy_code"]),
                           None)
@@ -65,4 +65,4 @@ with right:
     st.subheader(t("audit"))
     for h in data.trail("work_order", chosen):
         st.caption(f"{when(h['at'])} · {h['actor']} · {h['action']} {h['from_value'] or ''} → {h['to_value'] or ''} "
-                   f"{h['comment']}")
+                   f"{audit_comment(h)}")

@@ -51,6 +51,15 @@ def test_asset_page_draws_charts_and_policies(app, live_data):
     assert len(at.get("vega_lite_chart")) >= 1
 
 
+def test_alert_messages_follow_the_language(app, live_data):
+    at = app("pages/alerts.py")
+    assert "Température moteur : 5 dernières mesures > 80 °C (la plus basse 88 °C)" in texts(at)
+    assert "readings each" not in texts(at)
+    at.session_state["lang"] = "en"  # the sidebar's language choice (AppTest hides it after switch_page)
+    at.run()
+    assert "last 5 motor_temp readings each > 80 °C (lowest 88 °C)" in texts(at)
+
+
 def test_acknowledging_an_alert_changes_it_in_the_database(app, live_data, pg):
     at = app("pages/alerts.py")
     assert "Surchauffe moteur ascenseur" in texts(at)

@@ -43,7 +43,9 @@ def test_r1_fires_just_past_20(pg):
     result = evaluate(codes=["R1"])
     assert fired(result) == {("R1", HVAC)}
     msg = result.fired[0]["message"]
-    assert msg.startswith("avg temp_supply_air 20.0 °C over 15 min > 20"), msg
+    assert msg.startswith("avg temp_supply_air 20.01 °C over 15 min > 20"), msg
+    msg_fr = result.fired[0]["message_fr"]
+    assert msg_fr == "Température air soufflé : moyenne 20,01 °C sur 15 min > 20 (90 mesures)", msg_fr
 
 
 def test_r1_window_excludes_a_reading_exactly_15_min_old(pg):
@@ -97,6 +99,7 @@ def test_r5_only_the_five_most_recent_count(pg):
     result = evaluate(codes=["R5"])
     assert fired(result) == {("R5", ELEVATOR)}
     assert "lowest 81" in result.fired[0]["message"]
+    assert "5 dernières mesures > 80 °C (la plus basse 81 °C)" in result.fired[0]["message_fr"]
 
 
 def test_r5_an_older_cool_reading_within_the_last_five_prevents_firing(pg):
@@ -162,6 +165,7 @@ def test_d1_rise_just_past_2_per_hour_fires(pg):
     result = evaluate(codes=["D1"])
     assert fired(result) == {("D1", CHILLER)}
     assert "+2.10 °C/h" in result.fired[0]["message"]
+    assert "tendance +2,10 °C/h sur 30 min > 2 °C/h" in result.fired[0]["message_fr"]
 
 
 def test_d1_needs_three_points(pg):
