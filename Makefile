@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench chromium clean
+.PHONY: run test bench tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,17 @@ run: $(STAMP)
 	$(PY) run.py
 
 ## make test: the test suite against a real PostgreSQL and a real headless Chromium
-test: $(STAMP) chromium
+test: $(STAMP) tools
 	$(PY) -m pytest
 
 ## Debian's chromium for the browser tests (test tools cannot download their own browser here)
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+## and Debian's caddy, to run the deployment's Caddyfile in a test
+tools:
+	@command -v chromium >/dev/null 2>&1 && command -v caddy >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and caddy for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    chromium fonts-noto-color-emoji caddy >/dev/null; }
 
 ## make bench: every benchmark (prints figures; see docs/performance.md)
 bench: $(STAMP)

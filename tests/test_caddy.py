@@ -1,0 +1,81 @@
+"""The HTTPS front (deploy/Caddyfile), run by a real Caddy (Debian's, installed by `make test`)
+in plain HTTP on 127.0.0.1, in front of the real API: gateways post telemetry with the API key
+alone; the dashboard, the API's reads and actions and its docs need the login; metrics stay
+internal."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, PROJECT, free_port
+
+USER, PASSWORD = "responsable", "un mot de passe long"
+PAYLOAD = {"site_code": "CAS-S1", "asset_code": "CAS-S1-HVAC_1", "timestamp": "2025-12-09T10:15:23Z",
+           "metrics": {"temp_out_air": 32.5, "temp_supply_air": 17.8, "power_kw": 12.3, "vibration_level": 3.1}}
+
+
+@pytest.fixture
+def front(live_api, tmp_path) -> Iterator[str]:
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.fail("Debian's caddy is missing: `make test` installs it (apt-get install caddy)")
+    hashed = subprocess.run([caddy, "hash-password", "--plaintext", PASSWORD], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    hashed = base64.b64encode(hashed.encode()).decode()  # as docs/deployment.md says: no "$" for .env
+    port = free_port()
+    upstream = f"127.0.0.1:{live_api.port}"
+    env = dict(
+        os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path),
+        DOMAIN=f"http://127.0.0.1:{port}", ACME_EMAIL="ops@example.com", CADDY_ADMIN="off",
+        DASHBOARD_USER=USER, DASHBOARD_PASSWORD_HASH=hashed,
+        # the API stands in for the dashboard too: what matters is who gets through
+        API_UPSTREAM=upstream, DASHBOARD_UPSTREAM=upstream,
+    )
+    proc = subprocess.Popen([caddy, "run", "--config", str(PROJECT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/", timeout=1)
+            break
+        except httpx.HTTPError:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "caddy did not start"
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_gateways_post_telemetry_with_the_api_key_alone(front, pg):
+    r = httpx.post(front + "/api/v1/telemetry", json=PAYLOAD, headers={"X-API-Key": API_KEY})
+    assert r.status_code == 200 and r.json() == {"status": "ok", "inserted_points": 4}
+    assert httpx.post(front + "/api/v1/telemetry", json=PAYLOAD).status_code == 401  # and the key is still needed
+
+
+def test_people_need_the_login_for_the_dashboard_the_api_and_its_docs(front, pg):
+    for path in ("/", "/api/v1/sites", "/docs", "/openapi.json"):
+        r = httpx.get(front + path)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic"), path
+    assert httpx.get(front + "/api/v1/sites", auth=(USER, "wrong")).status_code == 401
+    r = httpx.get(front + "/api/v1/sites", auth=(USER, PASSWORD))
+    assert r.status_code == 200 and {s["code"] for s in r.json()} == {"CAS-S1", "CAS-S2"}
+    # an action needs both: the login (a person) and the API key
+    r = httpx.post(front + "/api/v1/rules/evaluate", headers={"X-API-Key": API_KEY})
+    assert r.status_code == 401
+    r = httpx.post(front + "/api/v1/rules/evaluate", headers={"X-API-Key": API_KEY}, auth=(USER, PASSWORD))
+    assert r.status_code == 200
+
+
+def test_metrics_stay_internal(front):
+    assert httpx.get(front + "/metrics", auth=(USER, PASSWORD)).status_code == 404
+    assert httpx.get(front + "/metrics").status_code == 404
