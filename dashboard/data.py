@@ -51,9 +51,11 @@ def alerts(status: tuple = (), severity: tuple = (), site_id: int | None = None,
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def work_orders(status: tuple = (), site_id: int | None = None, asset_id: int | None = None) -> list[dict]:
+def work_orders(status: tuple = (), site_id: int | None = None, asset_id: int | None = None,
+                assigned_to: str | None = None) -> list[dict]:
     with session_scope() as s:
-        return queries.list_workorders(s, status=list(status) or None, site_id=site_id, asset_id=asset_id)
+        return queries.list_workorders(s, status=list(status) or None, site_id=site_id, asset_id=asset_id,
+                                       assigned_to=assigned_to)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

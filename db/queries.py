@@ -249,10 +249,15 @@ def list_workorders(
     status: list[str] | None = None,
     site_id: int | None = None,
     asset_id: int | None = None,
+    assigned_to: str | None = None,
     limit: int = 500,
 ) -> list[dict]:
-    """Work orders, by priority then newest first, filtered."""
+    """Work orders, by priority then newest first, filtered; `assigned_to` matches the assignee
+    case-insensitively, "" the unassigned ones."""
     q = _workorders_query()
+    if assigned_to is not None:
+        who = assigned_to.strip()
+        q = q.where(WorkOrder.assigned_to.is_(None) if not who else func.lower(WorkOrder.assigned_to) == who.lower())
     if status:
         q = q.where(WorkOrder.status.in_(status))
     if site_id is not None:

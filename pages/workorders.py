@@ -13,9 +13,11 @@ from dashboard.widgets import actor_input, alert_message, audit_comment, run_act
 from engine.workorders import ALLOWED_TRANSITIONS
 
 st.title(t("wo_title"))
-status = st.multiselect(t("status"), ["open", "in_progress", "done"], default=["open", "in_progress"],
+f1, f2 = st.columns([2, 1])
+status = f1.multiselect(t("status"), ["open", "in_progress", "done"], default=["open", "in_progress"],
                         format_func=lambda s: t("wo_" + s))
-orders = data.work_orders(status=tuple(status), site_id=st.session_state.get("site_id"))
+who = f2.text_input(t("assignee_filter"), placeholder=t("assignee_filter_hint")).strip() or None
+orders = data.work_orders(status=tuple(status), site_id=st.session_state.get("site_id"), assigned_to=who)
 st.dataframe(pd.DataFrame([
     {"#": w["id"], t("priority"): f"P{w['priority']}", t("status"): t("wo_" + w["status"]), t("site"): w["site_code"],
      t("asset"): w["asset_code"], t("title"): w["title"], t("assigned_to"): w["assigned_to"] or t("unassigned"),

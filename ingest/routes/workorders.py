@@ -22,11 +22,14 @@ def get_workorders(
     status: Annotated[list[WorkOrderStatus] | None, Query()] = None,
     site_id: SmallIdFilter = None,
     asset_id: SmallIdFilter = None,
+    assigned_to: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$",
+                                             description='an assignee (any case); "" for the unassigned')] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict]:
     """Work orders by priority, newest first; `status` is repeatable."""
     return queries.list_workorders(
-        session, status=[s.value for s in status] if status else None, site_id=site_id, asset_id=asset_id, limit=limit
+        session, status=[s.value for s in status] if status else None, site_id=site_id, asset_id=asset_id,
+        assigned_to=assigned_to, limit=limit,
     )
 
 

@@ -76,7 +76,7 @@ def test_editing_a_work_order_persists(app, live_data, pg):
     at = app("pages/workorders.py")
     at.selectbox[1].set_value("in_progress")
     at.text_input(key="wo_actor").set_value("Youssef")
-    at.text_input[1].set_value("Youssef")
+    next(w for w in at.text_input if w.label == "Assigné à").set_value("Youssef")
     at.text_area[0].set_value("Ventilation machinerie à vérifier")
     at.button[0].click().run()
     assert not at.exception
@@ -133,3 +133,14 @@ def test_a_database_outage_shows_a_clear_message_not_a_traceback(database_url, m
     finally:
         monkeypatch.setenv("DATABASE_URL", database_url)
         reset_caches()
+
+
+def test_a_technician_sees_only_the_orders_assigned_to_him(app, live_data, pg):
+    pg.execute("UPDATE work_orders SET assigned_to = 'Youssef' WHERE id = %s", (live_data["work_order_id"],))
+    at = app("pages/workorders.py")
+    mine = next(w for w in at.text_input if w.label == "Assigné à (filtre)")
+    mine.set_value("youssef").run()
+    listed = at.dataframe[0].value
+    assert list(listed["#"]) == [live_data["work_order_id"]] and list(listed["Assigné à"]) == ["Youssef"]
+    mine.set_value("Amina").run()
+    assert not at.dataframe[0].value.shape[0] and any(i.value == "Aucune." for i in at.info)

@@ -101,3 +101,18 @@ def test_an_answer_comes_only_after_its_commit(pg, api, monkeypatch):
     r = api.post(f"/workorders/{wo_id}/transition", json={"to_status": "in_progress", "actor": "tech"})
     assert r.status_code == 200
     assert pg.execute("SELECT status FROM work_orders WHERE id = %s", (wo_id,)).fetchone()[0] == "in_progress"
+
+
+def test_work_orders_filter_by_assignee(pg, api):
+    now = datetime.now(UTC).replace(microsecond=0)
+    put(pg, "CAS-S1-ELEVATOR_1", "motor_temp", series([88.0] * 5, end=now))
+    put(pg, "CAS-S2-ELEVATOR_1", "motor_temp", series([90.0] * 5, end=now))
+    fired = api.post("/rules/evaluate", json={"now": now.isoformat()}).json()["fired"]
+    first, second = sorted(f["work_order_id"] for f in fired)
+    assert api.patch(f"/workorders/{first}", json={"actor": "chef", "assigned_to": "Youssef"}).status_code == 200
+    ids = lambda **q: [w["id"] for w in api.get("/workorders", params=q).json()]  # noqa: E731
+    assert ids(assigned_to="youssef") == [first]  # any case
+    assert ids(assigned_to="") == [second]  # the unassigned
+    assert ids(assigned_to="Amina") == []
+    assert sorted(ids()) == [first, second]
+    assert api.get("/workorders", params={"assigned_to": "a\x00b"}).status_code == 422
