@@ -51,6 +51,12 @@ def alerts(status: tuple = (), severity: tuple = (), site_id: int | None = None,
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def alerts_to_handle(site_id: int | None = None) -> list[dict]:
+    with session_scope() as s:
+        return queries.alerts_to_handle(s, site_id=site_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def work_orders(status: tuple = (), site_id: int | None = None, asset_id: int | None = None,
                 assigned_to: str | None = None) -> list[dict]:
     with session_scope() as s:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, select, text, true
+from sqlalchemy import Select, and_, case, func, select, text, true
 from sqlalchemy.orm import Session
 
 from db.errors import NotFound
-from db.models import Alert, AlertStatus, Asset, Metric, Policy, Site, Telemetry, WorkOrder
+from db.models import PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Metric, Policy, Site, Telemetry, WorkOrder
 
 LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
 
@@ -206,6 +206,24 @@ def list_alerts(
         q = q.where(and_(*conds))
     rows = session.execute(q.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit)).all()
     return [_alert_dict(r) for r in rows]
+
+
+def alerts_to_handle(session: Session, *, site_id: int | None = None, limit: int = 10) -> list[dict]:
+    """The live (open or ack) alerts in the order to handle them: high severity first, then the
+    one waiting longest; each with its work order's number, status and assignee."""
+    rank = case({sev.value: n for sev, n in PRIORITY_BY_SEVERITY.items()}, value=Alert.severity, else_=9)
+    q = (
+        _alerts_query()
+        .add_columns(WorkOrder.id.label("wo_id"), WorkOrder.status.label("wo_status"),
+                     WorkOrder.assigned_to.label("wo_assigned_to"))
+        .outerjoin(WorkOrder, WorkOrder.alert_id == Alert.id)
+        .where(Alert.status.in_([AlertStatus.OPEN.value, AlertStatus.ACK.value]))
+    )
+    if site_id is not None:
+        q = q.where(Asset.site_id == site_id)
+    rows = session.execute(q.order_by(rank, Alert.created_at, Alert.id).limit(limit)).all()
+    return [{**_alert_dict(r), "work_order_id": r.wo_id, "work_order_status": r.wo_status,
+             "assigned_to": r.wo_assigned_to} for r in rows]
 
 
 def get_alert_row(session: Session, *, alert_id: int) -> dict:

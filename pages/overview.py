@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.i18n import ago, t
-from dashboard.widgets import severity_badge, status_text
+from dashboard.widgets import alert_message, severity_badge, status_text
 
 st.title(t("overview_title"))
 
@@ -29,6 +29,22 @@ def overview() -> None:
     for row in range(0, len(sites), 3):
         for col, site in zip(st.columns(3), sites[row : row + 3]):
             site_card(col.container(border=True), site)
+    to_handle(data.alerts_to_handle(st.session_state.get("site_id")))
+
+
+def to_handle(alerts: list[dict]) -> None:
+    """The live alerts in the order to handle them: high severity first, then the oldest."""
+    st.subheader(t("to_handle"))
+    if not alerts:
+        st.caption(t("nothing_to_handle"))
+        return
+    now = data.now()
+    for a in alerts:
+        order = (f"{t('wo_short')} #{a['work_order_id']} · {t('wo_' + a['work_order_status'])} · "
+                 f"{a['assigned_to'] or t('unassigned')}") if a["work_order_id"] else t("no_work_order")
+        st.markdown(f"{severity_badge(a['severity'])} **{a['site_code']} · {a['asset_code']}** — {a['title']} · "
+                    f"{t('alert_' + a['status'])} {t('since_ago', d=ago((now - a['created_at']).total_seconds()))}"
+                    f"  \n:gray[{alert_message(a)} — {order}]")
 
 
 def site_card(box, s: dict) -> None:

@@ -22,6 +22,9 @@ def test_overview_lists_the_seeded_sites_at_risk_first(app, live_data):
     assert len(cards) == 2 and "À risque" in cards[0] and "À risque" not in cards[1]
     assert ":red-badge[Haute] **1**" in cards[0] and ":red-badge[Haute] **0**" in cards[1]
     assert "Tour Alpha – Casanearshore" in body
+    handle = [m.value for m in at.markdown if "CAS-S1 · CAS-S1-ELEVATOR_1" in m.value]
+    assert len(handle) == 1 and "Ouverte depuis" in handle[0] and "OT #" in handle[0] and "non assigné" in handle[0]
+    assert "Température moteur : 5 dernières mesures" in handle[0]
     labels = {m.label: m.value for m in at.metric}
     assert labels["Sites à risque"] == "1 / 2"
     assert labels["Ordres de travail ouverts"] == "1"

@@ -66,3 +66,31 @@ def test_evaluations_show_value_against_threshold(pg):
         hvac = next(a for a in asset_statuses(s, now=NOW) if a["code"] == "CAS-S1-HVAC_1")
     r1 = next(e for e in hvac["evaluations"] if e["policy_code"] == "R1")
     assert round(r1["value"], 2) == 19.4 and r1["threshold"] == 20 and r1["unit"] == "°C" and r1["firing"] is False
+
+
+def test_alerts_to_handle_come_high_first_then_the_oldest_with_their_orders(pg):
+    from db.queries import alerts_to_handle
+
+    put(pg, "CAS-S1-CHILLER_1", "run_hours", series([600.0]))  # R4, low
+    evaluate(NOW - timedelta(minutes=30))
+    put(pg, "CAS-S2-ELEVATOR_1", "motor_temp", series([85.0] * 5))  # R5, high, newer
+    put(pg, "CAS-S1-ELEVATOR_1", "motor_temp", series([86.0] * 5, end=NOW - timedelta(minutes=10)))
+    evaluate(NOW - timedelta(minutes=10))  # R5 on CAS-S1, high, older
+    evaluate(NOW)
+    pg.execute("UPDATE work_orders SET assigned_to = 'Youssef' WHERE alert_id = "
+               "(SELECT a.id FROM alerts a JOIN assets s ON s.id = a.asset_id WHERE s.code = 'CAS-S1-ELEVATOR_1')")
+    with session_scope() as s:
+        rows = alerts_to_handle(s)
+    assert [(r["asset_code"], r["policy_code"]) for r in rows] == [
+        ("CAS-S1-ELEVATOR_1", "R5"), ("CAS-S2-ELEVATOR_1", "R5"), ("CAS-S1-CHILLER_1", "R4")]
+    assert rows[0]["assigned_to"] == "Youssef" and rows[0]["work_order_status"] == "open"
+    with session_scope() as s:
+        s2 = alerts_to_handle(s, site_id=_site_id(pg, "CAS-S2"))
+    assert [r["asset_code"] for r in s2] == ["CAS-S2-ELEVATOR_1"]
+    pg.execute("UPDATE alerts SET status = 'closed' WHERE severity = 'high'")
+    with session_scope() as s:
+        assert [r["policy_code"] for r in alerts_to_handle(s)] == ["R4"]  # closed ones leave the list
+
+
+def _site_id(pg, code: str) -> int:
+    return pg.execute("SELECT id FROM sites WHERE code = %s", (code,)).fetchone()[0]
