@@ -120,7 +120,8 @@ def main() -> None:
             return run
 
         pages = {
-            "overview": call(lambda s: (site_rollup(s, now=NOW), queries.freshness(s, now=NOW))),
+            "overview": call(lambda s: (site_rollup(s, now=NOW), queries.freshness(s, now=NOW),
+                                        queries.alerts_to_handle(s))),
             "site": call(lambda s: (asset_statuses(s, now=NOW, site_id=site),
                                     queries.list_alerts(s, status=["open", "ack"], site_id=site))),
             "asset_24h": call(lambda s: (asset_statuses(s, now=NOW),
