@@ -101,7 +101,9 @@ def record_policy(session: Session, *, policy: PolicyView, now: datetime) -> tup
         f"           FROM assets a LEFT JOIN LATERAL ({_per_asset_sql(policy)}) v ON true "
         f"           WHERE a.type = :asset_type), "
         f"up AS (INSERT INTO policy_evaluations (asset_id, policy_id, evaluated_at, value, points, firing) "
-        f"       SELECT asset_id, :policy_id, :now, value, points, "
+        # a value computed on fewer points than the rule needs is not reported (a 2-point slope,
+        # 3 of 5 consecutive readings): pages would show it against the threshold
+        f"       SELECT asset_id, :policy_id, :now, CASE WHEN points >= :min_points THEN value END, points, "
         f"              coalesce(points >= :min_points AND value {op} :threshold, false) FROM e "
         f"       ON CONFLICT (asset_id, policy_id) DO UPDATE SET evaluated_at = excluded.evaluated_at, "
         f"           value = excluded.value, points = excluded.points, firing = excluded.firing "
