@@ -29,7 +29,7 @@ def overview() -> None:
     for row in range(0, len(sites), 3):
         for col, site in zip(st.columns(3), sites[row : row + 3]):
             site_card(col.container(border=True), site)
-    to_handle(data.alerts_to_handle(st.session_state.get("site_id")))
+    to_handle(data.alerts_to_handle())  # the overview is every site, whatever the sidebar filter
 
 
 def to_handle(alerts: list[dict]) -> None:
