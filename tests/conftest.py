@@ -159,3 +159,32 @@ def browser():
         )
         yield b
         b.close()
+
+
+
+@pytest.fixture
+def dashboard_server(database_url) -> Iterator[str]:
+    """`streamlit run app.py` as deployed, on 127.0.0.1; yields its URL."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
+         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT, env=dict(os.environ, DATABASE_URL=database_url),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "dashboard did not start"
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(15)

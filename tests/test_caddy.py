@@ -22,8 +22,8 @@ PAYLOAD = {"site_code": "CAS-S1", "asset_code": "CAS-S1-HVAC_1", "timestamp": "2
            "metrics": {"temp_out_air": 32.5, "temp_supply_air": 17.8, "power_kw": 12.3, "vibration_level": 3.1}}
 
 
-@pytest.fixture
-def front(live_api, tmp_path) -> Iterator[str]:
+def _start_caddy(tmp_path, api_upstream: str, dashboard_upstream: str):
+    """Caddy on the deployment's Caddyfile, in plain HTTP on a free local port."""
     caddy = shutil.which("caddy")
     if caddy is None:
         pytest.fail("Debian's caddy is missing: `make test` installs it (apt-get install caddy)")
@@ -31,13 +31,11 @@ def front(live_api, tmp_path) -> Iterator[str]:
                             check=True).stdout.strip()
     hashed = base64.b64encode(hashed.encode()).decode()  # as docs/deployment.md says: no "$" for .env
     port = free_port()
-    upstream = f"127.0.0.1:{live_api.port}"
     env = dict(
         os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path),
         DOMAIN=f"http://127.0.0.1:{port}", ACME_EMAIL="ops@example.com", CADDY_ADMIN="off",
         DASHBOARD_USER=USER, DASHBOARD_PASSWORD_HASH=hashed,
-        # the API stands in for the dashboard too: what matters is who gets through
-        API_UPSTREAM=upstream, DASHBOARD_UPSTREAM=upstream,
+        API_UPSTREAM=api_upstream, DASHBOARD_UPSTREAM=dashboard_upstream,
     )
     proc = subprocess.Popen([caddy, "run", "--config", str(PROJECT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -51,6 +49,14 @@ def front(live_api, tmp_path) -> Iterator[str]:
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "caddy did not start"
             time.sleep(0.2)
+    return proc, url
+
+
+@pytest.fixture
+def front(live_api, tmp_path) -> Iterator[str]:
+    """The API behind Caddy; it stands in for the dashboard too: what matters is who gets through."""
+    upstream = f"127.0.0.1:{live_api.port}"
+    proc, url = _start_caddy(tmp_path, upstream, upstream)
     yield url
     proc.terminate()
     proc.wait(10)
@@ -79,3 +85,20 @@ def test_people_need_the_login_for_the_dashboard_the_api_and_its_docs(front, pg)
 def test_metrics_stay_internal(front):
     assert httpx.get(front + "/metrics", auth=(USER, PASSWORD)).status_code == 404
     assert httpx.get(front + "/metrics").status_code == 404
+
+
+def test_the_dashboard_works_behind_the_login_in_a_real_browser(live_api, dashboard_server, browser, tmp_path):
+    """Streamlit talks over a websocket: it must pass Caddy and its basic auth too."""
+    proc, url = _start_caddy(tmp_path, f"127.0.0.1:{live_api.port}", dashboard_server.removeprefix("http://"))
+    try:
+        assert httpx.get(url + "/").status_code == 401
+        assert httpx.get(url + "/_stcore/health").status_code == 401  # Streamlit's own endpoints too
+        context = browser.new_context(http_credentials={"username": USER, "password": PASSWORD})
+        page = context.new_page()
+        page.goto(url + "/", wait_until="domcontentloaded", timeout=60_000)
+        page.get_by_text("Vue d'ensemble des sites").wait_for(timeout=60_000)  # drawn through the websocket
+        page.get_by_text("CAS-S1").first.wait_for(timeout=30_000)  # with data from the database
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)

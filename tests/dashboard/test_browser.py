@@ -3,15 +3,9 @@ running dashboard, finds no exception on any, and saves a screenshot of each."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
-import httpx
 import pytest
 
-from tests.conftest import PROJECT, free_port
+from tests.conftest import PROJECT
 
 pytestmark = pytest.mark.browser
 SHOTS = PROJECT / "artifacts" / "screenshots"
@@ -26,27 +20,9 @@ PAGES = {  # url path -> a text the page must show
 
 
 @pytest.fixture
-def dashboard(database_url, live_data):
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=database_url)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
-         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "dashboard did not start"
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(15)
+def dashboard(dashboard_server, live_data):
+    """The dashboard, with fresh readings and an R5 alert to show."""
+    return dashboard_server
 
 
 def test_every_page_renders_without_exception_and_is_screenshotted(dashboard, browser):
