@@ -28,8 +28,8 @@ tools:
 	  echo "installing Debian's chromium and caddy for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium fonts-noto-color-emoji caddy >/dev/null; \
-	  $$SUDO systemctl disable --now caddy >/dev/null 2>&1 || true; }  # the tests start their own
+	    chromium fonts-noto-color-emoji caddy >/dev/null && \
+	  { $$SUDO systemctl disable --now caddy >/dev/null 2>&1 || true; }; }  # the tests start their own caddy
 
 ## make bench: every benchmark (prints figures; see docs/performance.md)
 bench: $(STAMP)
