@@ -15,10 +15,17 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 TEST_DB = f"m40_test_{os.getpid()}"
 PROJECT = Path(__file__).resolve().parent.parent
+
+# Hypothesis (rules against a reference, schemathesis on the API): the same examples on every
+# run in CI, so a run cannot fail by chance; HYPOTHESIS_PROFILE=explore searches wider and anew.
+settings.register_profile("ci", max_examples=30, derandomize=True, database=None)
+settings.register_profile("explore", max_examples=300)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 API_KEY = "test-key-not-the-default"
 
 MUTABLE_TABLES = (

@@ -16,7 +16,8 @@ readings = st.lists(
     st.tuples(st.integers(min_value=-60, max_value=3600), st.floats(min_value=-50, max_value=150, allow_nan=False)),
     max_size=25, unique_by=lambda r: r[0],
 )
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# example count and randomness come from the profile (tests/conftest.py); each example hits the database
+SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _run(pg, asset: str, metric: str, code: str, rows: list[tuple[int, float]]) -> tuple[bool, float | None]:
