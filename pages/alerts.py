@@ -17,8 +17,9 @@ c = st.columns(4)
 default_site = next((s["code"] for s in sites if s["id"] == st.session_state.get("site_id")), None)
 site = c[0].selectbox(t("site"), [None, *site_codes], index=([None, *site_codes].index(default_site)),
                       format_func=lambda x: t("all_sites") if x is None else x)
-severity = c[1].multiselect(t("severity"), ["high", "medium", "low"], format_func=lambda s: t("sev_" + s))
-status = c[2].multiselect(t("status"), ["open", "ack", "closed"], default=["open", "ack"],
+severity = c[1].multiselect(t("severity"), ["high", "medium", "low"], format_func=lambda s: t("sev_" + s),
+                            placeholder=t("all_f"))
+status = c[2].multiselect(t("status"), ["open", "ack", "closed"], default=["open", "ack"], placeholder=t("all_m"),
                           format_func=lambda s: t("alert_" + s))
 periods = {"24 h": timedelta(hours=24), "7 j": timedelta(days=7), "30 j": timedelta(days=30), "∞": None}
 period = c[3].selectbox(t("since"), list(periods), index=1)

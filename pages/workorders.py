@@ -15,7 +15,7 @@ from engine.workorders import ALLOWED_TRANSITIONS
 st.title(t("wo_title"))
 f1, f2 = st.columns([2, 1])
 status = f1.multiselect(t("status"), ["open", "in_progress", "done"], default=["open", "in_progress"],
-                        format_func=lambda s: t("wo_" + s))
+                        placeholder=t("all_m"), format_func=lambda s: t("wo_" + s))
 who = f2.text_input(t("assignee_filter"), placeholder=t("assignee_filter_hint")).strip() or None
 orders = data.work_orders(status=tuple(status), site_id=st.session_state.get("site_id"), assigned_to=who)
 st.dataframe(pd.DataFrame([
