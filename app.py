@@ -11,9 +11,6 @@ from dashboard.widgets import database_guard
 
 st.set_page_config(page_title="Maintenance 4.0", page_icon="🛠️", layout="wide")
 
-with st.sidebar:
-    st.selectbox(t("language"), list(LANGUAGES), format_func=lambda k: LANGUAGES[k][0], key="lang")
-
 PAGES = [
     st.Page("pages/overview.py", title=t("nav_overview"), icon="🏙️", default=True),
     st.Page("pages/site.py", title=t("nav_site"), icon="🏢"),
@@ -25,6 +22,10 @@ PAGES = [
 page = st.navigation(PAGES, position="hidden")  # the menu below, under the language choice
 
 with st.sidebar:
+    # After st.navigation: a widget created before it falls back to its default on the next run
+    # (the choice is already in session_state when the titles above are translated). One label in
+    # both languages: a label that changed with the choice would be a new widget, back to French.
+    st.selectbox("Langue · Language", list(LANGUAGES), format_func=lambda k: LANGUAGES[k][0], key="lang")
     for p in PAGES:
         st.page_link(p)
 

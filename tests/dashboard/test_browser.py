@@ -46,3 +46,16 @@ def test_a_manager_acknowledges_an_alert_in_the_browser(dashboard, browser, pg, 
     page.get_by_role("button", name="Acquitter").click()
     page.get_by_text(f"Alerte {live_data['alert_id']} acquittée").wait_for(timeout=15_000)
     assert pg.execute("SELECT status FROM alerts WHERE id = %s", (live_data["alert_id"],)).fetchone()[0] == "ack"
+
+
+def test_switching_to_english_holds_in_the_browser(dashboard, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(dashboard, wait_until="domcontentloaded", timeout=30_000)
+    page.get_by_text("Vue d'ensemble des sites").wait_for(timeout=30_000)
+    page.get_by_role("combobox", name="Langue · Language").click()
+    page.get_by_role("option", name="English").click()
+    page.get_by_text("Sites overview").wait_for(timeout=30_000)
+    page.get_by_role("link", name="Alerts").click()  # and it stays English on another page
+    page.get_by_text("Alerts to handle").or_(page.get_by_role("heading", name="Alerts")).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    assert page.get_by_text("Vue d'ensemble").count() == 0 and page.get_by_text("Alertes").count() == 0
