@@ -32,8 +32,9 @@ with st.sidebar:
 with st.sidebar, database_guard():
     sites = data.sites()
     codes = {s["code"]: s["id"] for s in sites}
-    choice = st.selectbox(t("site_filter"), [None, *codes], key="site_code",
-                          format_func=lambda c: t("all_sites") if c is None else c)
+    # "" = every site (a None option would read as "no choice" and show Streamlit's placeholder)
+    choice = st.selectbox(t("site_filter"), ["", *codes], key="site_code",
+                          format_func=lambda c: c or t("all_sites"))
     st.session_state["site_id"] = codes.get(choice)
 
     @st.fragment(run_every="10s")

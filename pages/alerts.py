@@ -14,9 +14,9 @@ st.title(t("alerts_title"))
 sites = data.sites()
 site_codes = {s["code"]: s["id"] for s in sites}
 c = st.columns(4)
-default_site = next((s["code"] for s in sites if s["id"] == st.session_state.get("site_id")), None)
-site = c[0].selectbox(t("site"), [None, *site_codes], index=([None, *site_codes].index(default_site)),
-                      format_func=lambda x: t("all_sites") if x is None else x)
+default_site = next((s["code"] for s in sites if s["id"] == st.session_state.get("site_id")), "")
+site = c[0].selectbox(t("site"), ["", *site_codes], index=(["", *site_codes].index(default_site)),
+                      format_func=lambda x: x or t("all_sites"))  # "" = every site
 severity = c[1].multiselect(t("severity"), ["high", "medium", "low"], format_func=lambda s: t("sev_" + s),
                             placeholder=t("all_f"))
 status = c[2].multiselect(t("status"), ["open", "ack", "closed"], default=["open", "ack"], placeholder=t("all_m"),
