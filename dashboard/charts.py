@@ -14,15 +14,25 @@ def local_naive(ts: pd.Series) -> pd.Series:
     return pd.to_datetime(ts, utc=True).dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
 
 
+def with_segments(points: pd.DataFrame) -> pd.DataFrame:
+    """Number the runs of readings without a gap (more than three buckets, at least 30 s, with
+    nothing): a chart draws each run apart, so a sensor outage shows as a hole, not a line."""
+    points = points.sort_values("ts")
+    bucket_s = float(points["bucket_s"].iloc[0]) if "bucket_s" in points and len(points) else 10.0
+    gap = pd.Timedelta(seconds=max(3 * bucket_s, 30))
+    return points.assign(segment=(points["ts"].diff() > gap).cumsum())
+
+
 def metric_chart(points: pd.DataFrame, unit: str, evaluations: list[dict], alerts: list[dict],
                  *, time_format: str = "%d/%m %H:%M", height: int = 220) -> alt.LayerChart:
     """`points`: one metric's buckets (ts, min, avg, max), ts already local; `evaluations`: the
     asset's policy evaluations of this metric; `alerts`: its alerts of those policies."""
+    points = with_segments(points)
     x = alt.X("ts:T", title=None, axis=alt.Axis(format=time_format))
     y = alt.Y("min:Q", title=unit, scale=alt.Scale(zero=False))
     layers = [
-        alt.Chart(points).mark_area(opacity=0.2).encode(x=x, y=y, y2="max:Q"),
-        alt.Chart(points).mark_line().encode(x=x, y="avg:Q", tooltip=[
+        alt.Chart(points).mark_area(opacity=0.2).encode(x=x, y=y, y2="max:Q", detail="segment:N"),
+        alt.Chart(points).mark_line().encode(x=x, y="avg:Q", detail="segment:N", tooltip=[
             alt.Tooltip("ts:T", format="%d/%m %H:%M:%S"), alt.Tooltip("avg:Q", format=".2f"),
             alt.Tooltip("min:Q", format=".2f"), alt.Tooltip("max:Q", format=".2f")]),
     ]
