@@ -21,8 +21,9 @@ severity = c[1].multiselect(t("severity"), ["high", "medium", "low"], format_fun
                             placeholder=t("all_f"))
 status = c[2].multiselect(t("status"), ["open", "ack", "closed"], default=["open", "ack"], placeholder=t("all_m"),
                           format_func=lambda s: t("alert_" + s))
-periods = {"24 h": timedelta(hours=24), "7 j": timedelta(days=7), "30 j": timedelta(days=30), "∞": None}
-period = c[3].selectbox(t("since"), list(periods), index=1)
+periods = {"period_24h": timedelta(hours=24), "period_7d": timedelta(days=7), "period_30d": timedelta(days=30),
+           "period_all": None}
+period = c[3].selectbox(t("since"), list(periods), index=1, format_func=t)
 since = data.now().replace(second=0, microsecond=0) - periods[period] if periods[period] else None
 
 rows = data.alerts(status=tuple(status), severity=tuple(severity), site_id=site_codes.get(site), since=since)
