@@ -102,3 +102,13 @@ def test_the_dashboard_works_behind_the_login_in_a_real_browser(live_api, dashbo
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_caddy_refuses_to_start_without_a_password_hash(tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path),
+               DOMAIN=f"http://127.0.0.1:{free_port()}", ACME_EMAIL="ops@example.com", CADDY_ADMIN="off",
+               DASHBOARD_USER=USER, DASHBOARD_PASSWORD_HASH="")
+    out = subprocess.run([shutil.which("caddy") or "caddy", "run", "--config", str(PROJECT / "deploy" / "Caddyfile"),
+                          "--adapter", "caddyfile"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "username and password cannot be empty" in out.stdout + out.stderr
