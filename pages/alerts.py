@@ -37,7 +37,9 @@ st.dataframe(pd.DataFrame([
             t("acked_by"), t("closed_by")]), hide_index=True, width="stretch")
 
 if rows:
-    chosen = st.selectbox(t("select_alert"), [a["id"] for a in rows],
+    ids = [a["id"] for a in rows]
+    wanted = st.query_params.get("alert")  # from the Overview's "alerts to handle"
+    chosen = st.selectbox(t("select_alert"), ids, index=ids.index(int(wanted)) if wanted in map(str, ids) else 0,
                           format_func=lambda i: next(f"#{a['id']} · {a['asset_code']} · {a['title']} "
                                                      f"({t('alert_' + a['status'])})" for a in rows if a["id"] == i))
     alert = next(a for a in rows if a["id"] == chosen)

@@ -42,9 +42,11 @@ def to_handle(alerts: list[dict]) -> None:
     for a in alerts:
         order = (f"{t('wo_short')} #{a['work_order_id']} · {t('wo_' + a['work_order_status'])} · "
                  f"{a['assigned_to'] or t('unassigned')}") if a["work_order_id"] else t("no_work_order")
-        st.markdown(f"{severity_badge(a['severity'])} **{a['site_code']} · {a['asset_code']}** — {a['title']} · "
-                    f"{t('alert_' + a['status'])} {t('since_ago', d=ago((now - a['created_at']).total_seconds()))}"
-                    f"  \n:gray[{alert_message(a)} — {order}]")
+        text, link = st.columns([6, 1], vertical_alignment="center")
+        text.markdown(f"{severity_badge(a['severity'])} **{a['site_code']} · {a['asset_code']}** — {a['title']} · "
+                      f"{t('alert_' + a['status'])} {t('since_ago', d=ago((now - a['created_at']).total_seconds()))}"
+                      f"  \n:gray[{alert_message(a)} — {order}]")
+        link.page_link("pages/alerts.py", label=t("handle"), icon="🚨", query_params={"alert": str(a["id"])})
 
 
 def site_card(box, s: dict) -> None:

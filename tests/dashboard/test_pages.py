@@ -147,3 +147,22 @@ def test_a_technician_sees_only_the_orders_assigned_to_him(app, live_data, pg):
     assert list(listed["#"]) == [live_data["work_order_id"]] and list(listed["Assigné à"]) == ["Youssef"]
     mine.set_value("Amina").run()
     assert not at.dataframe[0].value.shape[0] and any(i.value == "Aucune." for i in at.info)
+
+
+def test_an_alert_opened_from_the_overview_is_the_one_chosen(app, live_data, pg):
+    from datetime import UTC, datetime, timedelta
+
+    from db.session import session_scope
+    from engine.evaluate import evaluate_all
+    from tests.engine.helpers import put, series
+
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=60)  # after live_data's readings
+    put(pg, "CAS-S2-ELEVATOR_1", "motor_temp", series([95.0] * 5, end=now))
+    with session_scope() as s:
+        newer = evaluate_all(s, now=now).fired[0]["alert_id"]
+
+    def chosen(at) -> int:
+        return next(box for box in at.selectbox if box.label == "Alerte à traiter").value
+
+    assert chosen(app("pages/alerts.py")) == newer  # the newest first, by default
+    assert chosen(app("pages/alerts.py", alert=str(live_data["alert_id"]))) == live_data["alert_id"]
