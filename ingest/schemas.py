@@ -139,6 +139,12 @@ class AlertOut(BaseModel):
     closed_at: datetime | None
 
 
+class AlertToHandleOut(AlertOut):
+    work_order_id: int | None
+    work_order_status: str | None
+    assigned_to: str | None
+
+
 class WorkOrderOut(BaseModel):
     id: int
     alert_id: int | None

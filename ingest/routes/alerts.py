@@ -11,7 +11,7 @@ from db import queries
 from db.models import AlertStatus, Severity
 from engine import alerts, audit
 from ingest.deps import ApiKey, BigId, SessionDep, SmallIdFilter
-from ingest.schemas import AlertAction, AlertOut, AuditOut
+from ingest.schemas import AlertAction, AlertOut, AlertToHandleOut, AuditOut
 
 router = APIRouter(tags=["alerts"])
 
@@ -34,6 +34,15 @@ def get_alerts(
         asset_id=asset_id,
         limit=limit,
     )
+
+
+@router.get("/alerts/to-handle", response_model=list[AlertToHandleOut])
+def get_alerts_to_handle(
+    session: SessionDep, site_id: SmallIdFilter = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[dict]:
+    """The live (open or ack) alerts in the order to handle them — high severity first, then the
+    one waiting longest — each with its work order (what the Overview lists)."""
+    return queries.alerts_to_handle(session, site_id=site_id, limit=limit)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)

@@ -116,3 +116,14 @@ def test_work_orders_filter_by_assignee(pg, api):
     assert ids(assigned_to="Amina") == []
     assert sorted(ids()) == [first, second]
     assert api.get("/workorders", params={"assigned_to": "a\x00b"}).status_code == 422
+
+
+def test_alerts_to_handle_through_the_api(pg, api):
+    now = datetime.now(UTC).replace(microsecond=0)
+    put(pg, "CAS-S1-CHILLER_1", "run_hours", [(now - timedelta(seconds=5), 612.0)])  # R4, low
+    put(pg, "CAS-S1-ELEVATOR_1", "motor_temp", series([88.0] * 5, end=now))  # R5, high
+    api.post("/rules/evaluate", json={"now": now.isoformat()})
+    rows = api.get("/alerts/to-handle").json()
+    assert [(r["policy_code"], r["work_order_status"]) for r in rows] == [("R5", "open"), ("R4", "open")]
+    assert api.get("/alerts/to-handle", params={"limit": 1}).json()[0]["policy_code"] == "R5"
+    assert api.get("/alerts/to-handle", params={"limit": 0}).status_code == 422
