@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from db.errors import InvalidTransition, NotFound
 from db.models import PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Severity, WorkOrder
 from engine import audit
-from engine.rules import PolicyView, message, message_fr
+from engine.rules import PolicyView, message
 
 LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
 ENGINE = "engine"
@@ -32,7 +32,8 @@ def raise_alerts(
         return []
     rows = [
         {"asset_id": aid, "policy_id": policy.id, "created_at": now, "severity": policy.severity,
-         "status": AlertStatus.OPEN.value, "message": message(policy, value, points), "message_fr": message_fr(policy, value, points),
+         "status": AlertStatus.OPEN.value, "message": message(policy, value, points),
+         "message_fr": message(policy, value, points, "fr"),
          "observed_value": value}
         for aid, value, points in firing
     ]

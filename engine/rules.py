@@ -62,45 +62,41 @@ def fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def message(policy: PolicyView, value: float, points: int) -> str:
-    """What was observed, e.g. "avg temp_supply_air 21.3 °C over 15 min > 20"."""
-    unit, thr = policy.unit, fmt(policy.threshold)
-    if policy.rule_type == "threshold":
-        return (
-            f"{policy.aggregation} {policy.metric} {fmt(value)} {unit} over {policy.window_minutes} min "
-            f"{policy.condition} {thr} ({points} readings)"
-        )
-    if policy.rule_type == "consecutive":
-        edge = "lowest" if policy.condition in (">", ">=") else "highest"
-        return f"last {points} {policy.metric} readings each {policy.condition} {thr} {unit} ({edge} {fmt(value)} {unit})"
-    if policy.rule_type == "runtime":
-        return f"{policy.metric} {fmt(value)} {unit} since last reset {policy.condition} {thr}"
-    return (
-        f"{policy.metric} trend {value:+.2f} {unit}/h over {policy.window_minutes} min "
-        f"{policy.condition} {thr} {unit}/h ({points} readings)"
-    )
+# What each rule type says it observed, per language; the fields are filled by message().
+_MESSAGES = {
+    "en": {
+        "threshold": "{agg} {metric} {value} {unit} over {window} min {cond} {thr} ({points} readings)",
+        "consecutive": "last {points} {metric} readings each {cond} {thr} {unit} ({edge} {value} {unit})",
+        "runtime": "{metric} {value} {unit} since last reset {cond} {thr}",
+        "rate_of_change": "{metric} trend {trend} {unit}/h over {window} min {cond} {thr} {unit}/h ({points} readings)",
+    },
+    "fr": {
+        "threshold": "{metric} : {agg} {value} {unit} sur {window} min {cond} {thr} ({points} mesures)",
+        "consecutive": "{metric} : {points} dernières mesures {cond} {thr} {unit} ({edge} {value} {unit})",
+        "runtime": "{metric} : {value} {unit} depuis la dernière remise à zéro {cond} {thr}",
+        "rate_of_change": "{metric} : tendance {trend} {unit}/h sur {window} min {cond} {thr} {unit}/h ({points} mesures)",
+    },
+}
+_WORDS = {
+    "en": {"avg": "avg", "min": "min", "max": "max", "lowest": "lowest", "highest": "highest"},
+    "fr": {"avg": "moyenne", "min": "minimum", "max": "maximum", "lowest": "la plus basse", "highest": "la plus haute"},
+}
 
 
-_AGG_FR = {"avg": "moyenne", "min": "minimum", "max": "maximum"}
+def message(policy: PolicyView, value: float, points: int, lang: str = "en") -> str:
+    """What was observed, e.g. "avg temp_supply_air 21.3 °C over 15 min > 20 (90 readings)";
+    in French (lang="fr", for the dashboard): "Température air soufflé : moyenne 21,3 °C sur
+    15 min > 20 (90 mesures)"."""
+    words = _WORDS[lang]
 
+    def decimal(text: str) -> str:  # the decimal comma in French
+        return text if lang == "en" else text.replace(".", ",")
 
-def fmt_fr(value: float) -> str:
-    """fmt() the French way: 21,3 and 100 000."""
-    return fmt(value).replace(".", ",")
-
-
-def message_fr(policy: PolicyView, value: float, points: int) -> str:
-    """message() in French, for the dashboard: "Température air soufflé : moyenne 21,3 °C sur
-    15 min > 20 (89 mesures)"."""
-    label, unit, thr = policy.metric_label_fr or policy.metric, policy.unit, fmt_fr(policy.threshold)
-    if policy.rule_type == "threshold":
-        return (f"{label} : {_AGG_FR.get(policy.aggregation or 'avg', policy.aggregation)} {fmt_fr(value)} {unit} "
-                f"sur {policy.window_minutes} min {policy.condition} {thr} ({points} mesures)")
-    if policy.rule_type == "consecutive":
-        edge = "la plus basse" if policy.condition in (">", ">=") else "la plus haute"
-        return f"{label} : {points} dernières mesures {policy.condition} {thr} {unit} ({edge} {fmt_fr(value)} {unit})"
-    if policy.rule_type == "runtime":
-        return f"{label} : {fmt_fr(value)} {unit} depuis la dernière remise à zéro {policy.condition} {thr}"
-    trend = f"{value:+.2f}".replace(".", ",")
-    return (f"{label} : tendance {trend} {unit}/h sur {policy.window_minutes} min "
-            f"{policy.condition} {thr} {unit}/h ({points} mesures)")
+    fields = {
+        "metric": policy.metric if lang == "en" else (policy.metric_label_fr or policy.metric),
+        "agg": words.get(policy.aggregation or "avg", policy.aggregation),
+        "edge": words["lowest" if policy.condition in (">", ">=") else "highest"],
+        "value": decimal(fmt(value)), "trend": decimal(f"{value:+.2f}"), "thr": decimal(fmt(policy.threshold)),
+        "unit": policy.unit, "window": policy.window_minutes, "cond": policy.condition, "points": points,
+    }
+    return _MESSAGES[lang][policy.rule_type].format(**fields)
