@@ -45,8 +45,8 @@ def metric_chart(points: pd.DataFrame, unit: str, evaluations: list[dict], alert
         layers.append(rule.mark_text(align="left", dx=4, dy=-7, color="red", fontSize=11)
                       .encode(x=alt.value(0), text="policy:N"))
     if alerts:
-        marks = pd.DataFrame([{"ts": pd.Timestamp(a["created_at"]).tz_convert(LOCAL_TZ).tz_localize(None),
-                               "alert": f"{a['policy_code']} · {alert_message(a)}"} for a in alerts])
+        marks = pd.DataFrame({"ts": local_naive(pd.Series([a["created_at"] for a in alerts])),
+                              "alert": [f"{a['policy_code']} · {alert_message(a)}" for a in alerts]})
         marks = marks[(marks["ts"] >= points["ts"].min()) & (marks["ts"] <= points["ts"].max())]
         if not marks.empty:
             layers.append(alt.Chart(marks).mark_rule(color="orange", strokeWidth=2).encode(x="ts:T", tooltip=["alert:N"]))

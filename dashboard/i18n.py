@@ -103,6 +103,12 @@ def lang() -> str:
     return st.session_state.get("lang", "fr")
 
 
+def localized(french: str | None, english: str) -> str:
+    """The French text when French is chosen and there is one, else the English (data that comes
+    in both languages: metric labels, alert messages, the engine's audit comments)."""
+    return french if french and lang() == "fr" else english
+
+
 def t(key: str, **kw) -> str:
     """The text for `key` in the chosen language (French by default)."""
     words = LANGUAGES[lang()][1]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
-from dashboard.i18n import lang, t
+from dashboard.i18n import localized, t
 from db.errors import DomainError
 
 STATUS_COLOUR = {"ok": "green", "watch": "orange", "alert": "red", "no_data": "gray"}
@@ -34,13 +34,12 @@ def severity_badge(severity: str) -> str:
 
 def alert_message(alert: dict) -> str:
     """What was observed, in the page's language."""
-    return (alert.get("message_fr") or alert["message"]) if lang() == "fr" else alert["message"]
+    return localized(alert.get("message_fr"), alert["message"])
 
 
 def audit_comment(entry: dict) -> str:
     """An audit entry's comment; the engine's own entries carry a French version too."""
-    french = (entry.get("details") or {}).get("comment_fr")
-    return french if french and lang() == "fr" else entry["comment"]
+    return localized((entry.get("details") or {}).get("comment_fr"), entry["comment"])
 
 
 LOCAL_TZ = ZoneInfo("Africa/Casablanca")  # the sites' time, whatever the server's zone

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.charts import local_naive, metric_chart
-from dashboard.i18n import lang, number, t
+from dashboard.i18n import localized, number, t
 from dashboard.widgets import alert_message, severity_badge, status_badge, when
 
 assets = data.assets(st.session_state.get("site_id"))
@@ -51,7 +51,7 @@ else:
         df = points[points["metric"] == metric]
         if df.empty:
             continue
-        label = f"{label_fr if lang() == 'fr' else label_en} ({unit})"
+        label = f"{localized(label_fr, label_en)} ({unit})"
         evaluations = [e for e in asset["evaluations"] if e["metric"] == metric]
         marks = [a for a in asset_alerts if policy_metric.get(a["policy_code"]) == metric]
         # the title as text above the chart: Vega titles get clipped when Streamlit resizes the chart

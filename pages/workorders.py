@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.charts import local_naive, metric_chart
-from dashboard.i18n import lang, t
+from dashboard.i18n import localized, t
 from dashboard.widgets import actor_input, alert_message, audit_comment, run_action, severity_badge, when
 from engine.workorders import ALLOWED_TRANSITIONS
 
@@ -62,7 +62,7 @@ with right:
             pts = pd.DataFrame([p for p in data.series(wo["asset_id"], start, end) if p["metric"] == metric])
             if not pts.empty:
                 pts["ts"] = local_naive(pts["ts"])
-                st.markdown(f"**{t('recent_curve', metric=label_fr if lang() == 'fr' else label_en)} ({unit})**")
+                st.markdown(f"**{t('recent_curve', metric=localized(label_fr, label_en))} ({unit})**")
                 st.altair_chart(metric_chart(pts, unit, [evaluation], [alert], time_format="%H:%M"), width="stretch")
     st.subheader(t("audit"))
     for h in data.trail("work_order", chosen):
