@@ -24,8 +24,9 @@ class InvalidInput(DomainError):
     status_code = 422
 
     @classmethod
-    def from_validation(cls, errors: list[dict], *, prefix_fields: tuple = ("body",)) -> InvalidInput:
-        """From pydantic's error list: each error named by its field path (`readings[3].timestamp`)."""
+    def from_validation(cls, errors: list[dict], *, prefix_fields: tuple = ("body", "query", "path")) -> InvalidInput:
+        """From pydantic's error list: each error named by its field path (`readings[3].timestamp`,
+        `asset_id`), without FastAPI's location prefix."""
         items = [{"field": field_path(e["loc"], skip=prefix_fields), "reason": e["msg"]} for e in errors]
         first = items[0] if items else {"field": "body", "reason": "invalid"}
         more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""

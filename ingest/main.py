@@ -110,8 +110,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        err = InvalidInput.from_validation(exc.errors(), prefix_fields=("body", "query", "path"))
-        return await domain_error(request, err)
+        return await domain_error(request, InvalidInput.from_validation(exc.errors()))
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

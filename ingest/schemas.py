@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, with_config
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, with_config
 from typing_extensions import TypedDict
 
 # A metric value: a JSON number (not a string, not a boolean), finite.
@@ -171,18 +171,26 @@ class HealthOut(BaseModel):
 Actor = Field(min_length=1, max_length=100, description="who does it (name or login)")
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+# Text PostgreSQL can store: a NUL character is refused here with a 422 rather than failing in
+# the database. Every request body's text (InputModel) and text query parameters use it.
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class InputModel(BaseModel):
-    """A request body: unknown fields refused, and no NUL character in any text (PostgreSQL
-    cannot store it: refused here with a 422 rather than failing in the database)."""
+    """A request body: unknown fields refused, and every text field checked as `Text`."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value):
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain the NUL character")
-        return value
+    def _text(cls, value):
+        return _no_nul(value) if isinstance(value, str) else value
 
 
 class AlertAction(InputModel):

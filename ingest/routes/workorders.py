@@ -11,7 +11,7 @@ from db import queries
 from db.models import WorkOrderStatus
 from engine import audit, workorders
 from ingest.deps import ApiKey, BigId, SessionDep, SmallIdFilter
-from ingest.schemas import AuditOut, WorkOrderOut, WorkOrderPatch, WorkOrderTransition
+from ingest.schemas import AuditOut, Text, WorkOrderOut, WorkOrderPatch, WorkOrderTransition
 
 router = APIRouter(tags=["workorders"])
 
@@ -22,8 +22,8 @@ def get_workorders(
     status: Annotated[list[WorkOrderStatus] | None, Query()] = None,
     site_id: SmallIdFilter = None,
     asset_id: SmallIdFilter = None,
-    assigned_to: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$",
-                                             description='an assignee (any case); "" for the unassigned')] = None,
+    assigned_to: Annotated[Text | None, Query(max_length=100,
+                                              description='an assignee (any case); "" for the unassigned')] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict]:
     """Work orders by priority, newest first; `status` is repeatable."""
