@@ -1,0 +1,19 @@
+"""reserved for issue 10 (alerting): filled by the change that needs it (a no-op until then)
+
+Revision ID: 0005
+Revises: 0004
+"""
+from collections.abc import Sequence
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
