@@ -51,6 +51,8 @@ class RuleType(StrEnum):
     CONSECUTIVE = "consecutive"
     RUNTIME = "runtime"
     RATE_OF_CHANGE = "rate_of_change"
+    NO_DATA = "no_data"
+    FLAT_LINE = "flat_line"
 
 
 class Aggregation(StrEnum):
@@ -71,10 +73,19 @@ class AlertStatus(StrEnum):
     CLOSED = "closed"
 
 
+class Resolution(StrEnum):
+    """Why a closed alert ended."""
+
+    WORK_ORDER_DONE = "work_order_done"
+    CONDITION_CLEARED = "condition_cleared"
+    DISMISSED = "dismissed"
+
+
 class WorkOrderStatus(StrEnum):
     OPEN = "open"
     IN_PROGRESS = "in_progress"
     DONE = "done"
+    CANCELLED = "cancelled"
 
 
 class FaultKind(StrEnum):
@@ -193,12 +204,18 @@ class Policy(Base):
             "aggregation IS NULL OR aggregation IN ('avg', 'min', 'max')",
             name="policies_aggregation_check",
         ),
+        CheckConstraint("clear_condition IS NULL OR clear_condition IN ('>', '<', '>=', '<=')",
+                        name="policies_clear_condition_check"),
+        CheckConstraint("metric_id IS NOT NULL OR rule_type IN ('no_data', 'flat_line')", name="policies_metric_check"),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
-    asset_type: Mapped[str] = mapped_column(String(16))
-    metric_id: Mapped[int] = mapped_column(ForeignKey("metrics.id"))
+    asset_type: Mapped[str | None] = mapped_column(String(16))  # None: every asset type
+    # One metric, except no_data / flat_line policies, which watch metric_ids (None: every
+    # metric of the asset's type)
+    metric_id: Mapped[int | None] = mapped_column(ForeignKey("metrics.id"))
+    metric_ids: Mapped[list[int] | None] = mapped_column(ARRAY(SmallInteger))
     rule_type: Mapped[str] = mapped_column(String(16))
     aggregation: Mapped[str | None] = mapped_column(String(8))
     condition: Mapped[str] = mapped_column(String(2))
@@ -208,10 +225,18 @@ class Policy(Base):
     severity: Mapped[str] = mapped_column(String(8))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    description_en: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     auto_work_order: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Hysteresis: the alert closes by itself (condition_cleared) only when the value, computed
+    # like the firing one, satisfies clear_condition clear_threshold. None: never by itself.
+    clear_condition: Mapped[str | None] = mapped_column(String(2))
+    clear_threshold: Mapped[float | None] = mapped_column(Float)
+    for_minutes: Mapped[int] = mapped_column(Integer, default=0)  # pending period before opening
+    min_points: Mapped[int | None] = mapped_column(Integer)  # flat_line: readings the window needs
 
-    metric: Mapped[Metric] = relationship(lazy="raise")
+    metric: Mapped[Metric | None] = relationship(lazy="raise")
 
 
 class CounterReset(Base):
@@ -240,6 +265,8 @@ class PolicyEvaluation(Base):
     value: Mapped[float | None] = mapped_column(Float)
     points: Mapped[int] = mapped_column(Integer, default=0)
     firing: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_ts: Mapped[datetime | None] = mapped_column(TZ)  # event time of the last reading evaluated
+    firing_since: Mapped[datetime | None] = mapped_column(TZ)  # start of the current firing streak
 
 
 class RuleRun(Base):
@@ -254,6 +281,75 @@ class RuleRun(Base):
     assets: Mapped[int] = mapped_column(Integer)
     fired: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(16))
+    readings: Mapped[int] = mapped_column(Integer, default=0)  # reading instants evaluated
+    cleared: Mapped[int] = mapped_column(Integer, default=0)
+    silenced: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[dict | None] = mapped_column(JSONB)  # policy code -> error, for failed policies
+
+
+class TelemetryArrival(Base):
+    """What one insert statement on telemetry brought for one (asset, metric): written by a
+    trigger (migration 0005), consumed by the rule engine (engine/evaluate.py)."""
+
+    __tablename__ = "telemetry_arrivals"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(Integer)
+    metric_id: Mapped[int] = mapped_column(SmallInteger)
+    min_ts: Mapped[datetime] = mapped_column(TZ)
+    max_ts: Mapped[datetime] = mapped_column(TZ)
+    n: Mapped[int] = mapped_column(Integer)
+    arrived_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class TelemetryLatest(Base):
+    """The newest reading time per (asset, metric), kept by the rule engine from the arrivals."""
+
+    __tablename__ = "telemetry_latest"
+
+    asset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    last_ts: Mapped[datetime] = mapped_column(TZ)
+
+
+class Silence(Base):
+    """A maintenance window: no alert and no work order for the (asset, policy) pairs it covers.
+    Every scope given must match (site, asset, policy); at least one is given."""
+
+    __tablename__ = "silences"
+    __table_args__ = (
+        CheckConstraint("site_id IS NOT NULL OR asset_id IS NOT NULL OR policy_id IS NOT NULL",
+                        name="silences_scope_check"),
+        CheckConstraint("ends_at > starts_at", name="silences_period_check"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"))
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"))
+    starts_at: Mapped[datetime] = mapped_column(TZ)
+    ends_at: Mapped[datetime] = mapped_column(TZ, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    ended_by: Mapped[str | None] = mapped_column(String(100))  # who ended it early
+
+
+class PolicyOverride(Base):
+    """A policy tuned for one asset: threshold, clear threshold, enabled (None: the policy's)."""
+
+    __tablename__ = "policy_overrides"
+    __table_args__ = (CheckConstraint("source IN ('api', 'file')", name="policy_overrides_source_check"),)
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), primary_key=True)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    clear_threshold: Mapped[float | None] = mapped_column(Float)
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(8), default="api")  # 'file': db/policies.yaml overrides
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(TZ)
 
 
 class Alert(Base):
@@ -261,6 +357,9 @@ class Alert(Base):
     __table_args__ = (
         _check_in("status", AlertStatus, "alerts_status_check"),
         _check_in("severity", Severity, "alerts_severity_check"),
+        CheckConstraint(
+            "resolution IN ('work_order_done', 'condition_cleared', 'dismissed') AND status = 'closed' "
+            "OR resolution IS NULL AND status <> 'closed'", name="alerts_resolution_check"),
         # At most one live (open or ack) alert per (asset, policy): racing evaluators cannot duplicate.
         Index(
             "uq_alerts_live_asset_policy",
@@ -270,6 +369,7 @@ class Alert(Base):
             postgresql_where=text("status IN ('open', 'ack')"),
         ),
         Index("ix_alerts_status_created", "status", "created_at"),
+        Index("ix_alerts_asset_policy_started", "asset_id", "policy_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -281,6 +381,12 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text)
     message_fr: Mapped[str] = mapped_column(Text, server_default="")
     observed_value: Mapped[float | None] = mapped_column(Float)
+    # The episode in event time: the first reading that fired, the reading that cleared it (or
+    # the last one seen firing when it was closed otherwise), the worst value seen.
+    started_at: Mapped[datetime] = mapped_column(TZ)
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
+    peak: Mapped[float | None] = mapped_column(Float)
+    resolution: Mapped[str | None] = mapped_column(String(24))
     acked_by: Mapped[str | None] = mapped_column(String(100))
     acked_at: Mapped[datetime | None] = mapped_column(TZ)
     closed_by: Mapped[str | None] = mapped_column(String(100))
@@ -319,7 +425,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_trail"
     __table_args__ = (
-        CheckConstraint("entity IN ('alert', 'work_order', 'counter')", name="audit_entity_check"),
+        CheckConstraint("entity IN ('alert', 'work_order', 'counter', 'silence', 'policy')", name="audit_entity_check"),
         Index("ix_audit_entity", "entity", "entity_id", "at"),
     )
 

@@ -34,7 +34,7 @@ def raise_alerts(
         {"asset_id": aid, "policy_id": policy.id, "created_at": now, "severity": policy.severity,
          "status": AlertStatus.OPEN.value, "message": message(policy, value, points),
          "message_fr": message(policy, value, points, "fr"),
-         "observed_value": value}
+         "observed_value": value, "started_at": now, "peak": value}
         for aid, value, points in firing
     ]
     stmt = (
@@ -94,13 +94,15 @@ def acknowledge(session: Session, *, alert_id: int, actor: str, comment: str = "
     return alert
 
 
-def close(session: Session, *, alert_id: int, actor: str, comment: str = "", now: datetime) -> Alert:
+def close(session: Session, *, alert_id: int, actor: str, comment: str = "", now: datetime,
+          resolution: str = "dismissed") -> Alert:
     """open/ack → closed; the policy may fire again afterwards."""
     alert = get_alert(session, alert_id=alert_id, lock=True)
     if alert.status == AlertStatus.CLOSED.value:
         raise InvalidTransition(f"alert {alert_id} is already closed", field="status")
     before = alert.status
     alert.status, alert.closed_by, alert.closed_at = AlertStatus.CLOSED.value, actor, now
+    alert.resolution = resolution
     audit.record(session, entity="alert", entity_id=alert_id, actor=actor, action="closed",
                  from_value=before, to_value="closed", comment=comment, now=now)
     return alert

@@ -17,6 +17,7 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     WorkOrderStatus.OPEN.value: {WorkOrderStatus.IN_PROGRESS.value},
     WorkOrderStatus.IN_PROGRESS.value: {WorkOrderStatus.OPEN.value, WorkOrderStatus.DONE.value},
     WorkOrderStatus.DONE.value: set(),
+    WorkOrderStatus.CANCELLED.value: set(),
 }
 
 
@@ -55,7 +56,8 @@ def transition(
 def _finish_alert(session: Session, *, wo: WorkOrder, actor: str, now: datetime) -> None:
     alert = session.get(Alert, wo.alert_id)
     if alert.status != AlertStatus.CLOSED.value:
-        alerts.close(session, alert_id=alert.id, actor=actor, comment=f"work order #{wo.id} done", now=now)
+        alerts.close(session, alert_id=alert.id, actor=actor, comment=f"work order #{wo.id} done", now=now,
+                     resolution="work_order_done")
     rule_type, metric = session.execute(
         select(Policy.rule_type, Metric.name).join(Metric, Metric.id == Policy.metric_id).where(Policy.id == alert.policy_id)
     ).one()

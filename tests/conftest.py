@@ -29,7 +29,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 API_KEY = "test-key-not-the-default"
 
 MUTABLE_TABLES = (
-    "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs, telemetry_hourly"
+    "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs, telemetry_hourly, "
+    "telemetry_arrivals, telemetry_latest, silences, policy_overrides"
 )
 
 
