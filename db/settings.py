@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,6 +38,15 @@ class Settings(BaseSettings):
     # Dashboard
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8501
+
+    # Grafana, MQTT (issue 14; all optional)
+    grafana_db_password: str | None = None  # password of the read-only role grafana_reader (set by `db upgrade`)
+    mqtt_url: str | None = None  # mqtt://host:1883 — unset: no MQTT anywhere (make run, simulator)
+    mqtt_client_id: str = "m40-ingest-bridge"  # fixed: the broker keeps the bridge's session across restarts
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_metrics_port: int = 9101  # the bridge's Prometheus /metrics (0: off)
+    sim_transport: Literal["http", "mqtt"] = "http"  # http | mqtt: how the simulator sends its readings
 
     # Logs
     log_level: str = "INFO"
