@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_metrics_port: int = 9101  # the bridge's Prometheus /metrics (0: off)
+    mqtt_metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus
     sim_transport: Literal["http", "mqtt"] = "http"  # http | mqtt: how the simulator sends its readings
 
     # Logs
