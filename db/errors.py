@@ -72,3 +72,20 @@ class PayloadTooLarge(DomainError):
 
 class Unauthorized(DomainError):
     status_code = 401
+
+
+class Forbidden(DomainError):
+    """A valid key without the right for this operation (a gateway key on an action)."""
+
+    status_code = 403
+
+
+class Unavailable(DomainError):
+    """The API cannot serve this now (database unreachable, ingest queue full): retry later.
+    Rendered as 503 with a Retry-After header."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after_s: int = 2, field: str | None = None):
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s

@@ -65,10 +65,36 @@ def database_url() -> str:
     return normalize_url(url or start_embedded())
 
 
+def connect_args() -> dict:
+    """libpq options every connection of every process uses, so an outage is noticed in seconds:
+    a connect timeout, and TCP keepalives plus a user timeout so a server gone silent (network
+    cut, host down) breaks the connection instead of hanging it."""
+    timeout = get_settings().db_connect_timeout_s
+    return {"connect_timeout": timeout, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+            "keepalives_count": 3, "tcp_user_timeout": 1000 * max(timeout, 5)}
+
+
 @lru_cache
 def get_engine() -> Engine:
-    """The process-wide engine (a small pool; pre-ping so a restarted server is survived)."""
-    return create_engine(database_url(), pool_pre_ping=True, pool_size=5, max_overflow=10)
+    """The process-wide engine: a small pool; pre-ping, so connections the server dropped
+    (restart, outage) are replaced instead of failing a request; waiting for a free pooled
+    connection is bounded like connecting."""
+    timeout = get_settings().db_connect_timeout_s
+    return create_engine(database_url(), pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=timeout,
+                         connect_args=connect_args())
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """Whether an error means "the database cannot be reached now" (retry later), as opposed to a
+    bug or a bad statement: connection refused or lost, server shutting down, pool exhausted."""
+    import psycopg
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):  # InvalidatePoolError; pool wait
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError)
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 @lru_cache
@@ -84,10 +110,16 @@ def session_scope() -> Iterator[Session]:
         yield session
         session.commit()
     except BaseException:
-        session.rollback()
+        try:
+            session.rollback()
+        except Exception as exc:  # noqa: BLE001 - the connection is gone: the first error is the one to tell
+            log.debug("rollback failed: %s", exc)
         raise
     finally:
-        session.close()
+        try:
+            session.close()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("closing the session failed: %s", exc)
 
 
 def reset_caches() -> None:

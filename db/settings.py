@@ -23,9 +23,22 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_url: str = "http://127.0.0.1:8000"
     ingest_api_key: str = "dev-ingest-key"  # development default; set your own in production
+    # Scoped keys (X-API-Key), each "name=key,name=key": gateways write telemetry only, operators
+    # act and read; INGEST_API_KEY above keeps every right. Only the name is ever logged.
+    ingest_api_keys: str = ""
+    operator_api_keys: str = ""
+    api_reads_require_key: bool = False
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_readings: int = 20_000
     future_tolerance_s: int = 300  # timestamps further ahead than this are refused
+    # Overload: telemetry points waiting for their commit, and requests in progress, per worker;
+    # past either, requests get 503 with Retry-After instead of piling up in memory.
+    ingest_max_queued_points: int = 200_000
+    api_max_inflight_requests: int = 256
+    api_max_inflight_bytes: int = 64 * 1024 * 1024
+    # Database outage: how long a connection attempt (or a server gone silent) may take before
+    # callers hear "database unavailable" (503 from the API); libpq's minimum is 2.
+    db_connect_timeout_s: int = 2
 
     # Rule engine
     rules_interval_s: float = 60.0

@@ -10,23 +10,58 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db.errors import DomainError, InvalidInput, PayloadTooLarge
+from db.errors import DomainError, InvalidInput, PayloadTooLarge, Unavailable
 from db.logs import setup_logging
-from db.session import database_url, libpq_url
+from db.session import database_url, is_database_down, libpq_url
 from db.settings import get_settings
+from ingest.deps import ReadAccess
 from ingest.observability import ApiMetrics, LatencyMiddleware
 from ingest.schemas import error_responses
 from ingest.routes import alerts, health, rules, simulator, sites, telemetry, workorders
-from ingest.telemetry import AsyncWriter, Catalog
+from ingest.telemetry import DATABASE_DOWN, AsyncWriter, Catalog
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-ROUTERS = [
-    telemetry.router, sites.router, alerts.router, workorders.router, rules.router, simulator.router, health.router
-]
+# What people and integrations read and act on: reads pass `ReadAccess` (open, or a key when
+# API_READS_REQUIRE_KEY); each action carries `OperatorKey` itself. Add new resources here.
+ROUTERS = [sites.router, alerts.router, workorders.router, rules.router, simulator.router]
+# Their own rules: telemetry needs an ingest key (`IngestKey`), health is open (probes).
+OPEN_ROUTERS = [telemetry.router, health.router]
+UNPROTECTED_PATHS = {API_PREFIX + "/health", "/metrics"}
+
+
+class AdmissionMiddleware:
+    """Overload: at most `max_requests` requests and `max_bytes` of request bodies in progress in
+    this worker; past either, 503 with Retry-After at once, before the body is read, instead of
+    piling requests up in memory. Health and metrics always pass."""
+
+    def __init__(self, app: ASGIApp, max_requests: int, max_bytes: int):
+        self.app = app
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.requests = 0
+        self.bytes = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNPROTECTED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        declared = int(dict(scope["headers"]).get(b"content-length") or 0)
+        if self.requests and (self.requests >= self.max_requests or self.bytes + declared > self.max_bytes):
+            await _unavailable(Unavailable("the API is overloaded; nothing was stored, retry later",
+                                           retry_after_s=1))(scope, receive, send)
+            return
+        self.requests += 1
+        self.bytes += declared
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.requests -= 1
+            self.bytes -= declared
 
 
 class BodyLimitMiddleware:
@@ -62,6 +97,10 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(err.to_dict(), status_code=err.status_code)
 
 
+def _unavailable(err: Unavailable) -> JSONResponse:
+    return JSONResponse(err.to_dict(), status_code=503, headers={"Retry-After": str(err.retry_after_s)})
+
+
 def create_app() -> FastAPI:
     """The FastAPI application with its catalog cache, group-commit writer and metrics."""
     settings = get_settings()
@@ -72,9 +111,13 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         dsn = libpq_url(database_url())
-        app.state.catalog = Catalog(dsn)
-        app.state.catalog.reload()
-        app.state.writer = AsyncWriter(dsn)
+        app.state.catalog = Catalog(dsn, connect_timeout_s=settings.db_connect_timeout_s)
+        try:
+            app.state.catalog.reload()
+        except psycopg.Error as exc:  # starts anyway: answers 503 until the database is back
+            log.warning("database unreachable at start; the catalog loads when it returns: %s", exc)
+        app.state.writer = AsyncWriter(dsn, max_queued_points=settings.ingest_max_queued_points,
+                                       connect_timeout_s=settings.db_connect_timeout_s)
         await app.state.writer.start()
         log.info("API ready", extra={"assets": len(app.state.catalog.assets)})
         try:
@@ -97,16 +140,22 @@ def create_app() -> FastAPI:
             metrics.rejected.labels(type(exc).__name__).inc()
             if exc.status_code in (413, 422) and "nothing was stored" not in body["detail"]:
                 body["detail"] += "; nothing was stored"
+        if isinstance(exc, Unavailable):
+            return _unavailable(exc)
         return JSONResponse(body, status_code=exc.status_code)
 
-    @app.exception_handler(psycopg.OperationalError)
-    async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return JSONResponse(
-            {"detail": "database unavailable; nothing was stored, retry later"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+    # The database unreachable (refused, lost, shutting down, pool exhausted, stale pool) is a
+    # 503 with Retry-After on every route; any other database error is a logged 500 with the
+    # same body shape: nothing escapes to the server as "Exception in ASGI application".
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_down(exc):
+            log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+            return await domain_error(request, Unavailable(DATABASE_DOWN))
+        log.error("database error", exc_info=exc, extra={"path": request.url.path})
+        return JSONResponse({"detail": "internal error; nothing was stored"}, status_code=500)
+
+    app.add_exception_handler(SQLAlchemyError, database_error)
+    app.add_exception_handler(psycopg.Error, database_error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,8 +168,13 @@ def create_app() -> FastAPI:
 
     # every route documents the error body it really sends (not FastAPI's default 422 shape)
     for router in ROUTERS:
-        app.include_router(router, prefix=API_PREFIX, responses=error_responses(401, 404, 409, 413, 422, 503))
+        app.include_router(router, prefix=API_PREFIX, dependencies=[ReadAccess],
+                           responses=error_responses(401, 403, 404, 409, 413, 422, 503))
+    for router in OPEN_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX, responses=error_responses(401, 403, 404, 409, 413, 422, 503))
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AdmissionMiddleware, max_requests=settings.api_max_inflight_requests,
+                       max_bytes=settings.api_max_inflight_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app
 

@@ -1,8 +1,16 @@
-"""The telemetry write path: resolve codes through a cache, validate every reading, and store
-points with group commit (one COPY and one commit for all the requests waiting at that moment).
+"""The telemetry write path, shared by every way readings arrive (HTTP today, MQTT next):
 
-A request is answered only after the commit that holds its points, so nothing acknowledged is
-ever lost; a request with any bad reading is refused whole and writes nothing.
+1. `Catalog` resolves site and asset codes and metric names in memory (`await catalog.ensure(readings)`
+   reloads it, off the event loop, when a code is unknown);
+2. `to_points(catalog, readings, now=…)` checks every reading and returns the points, or raises
+   InvalidInput naming each bad field (`readings[3].timestamp`); pure, no I/O;
+3. `AsyncWriter.submit(points)` stores them with group commit (one COPY and one commit for every
+   request waiting at that moment) and returns how many were new, once committed.
+
+A caller is answered only after the commit that holds its points, so nothing acknowledged is ever
+lost; a request with any bad reading is refused whole and writes nothing. Past
+INGEST_MAX_QUEUED_POINTS waiting points, or while the database is unreachable, `submit` raises
+`Unavailable` (503 with Retry-After): callers retry later instead of piling up in memory.
 """
 
 from __future__ import annotations
@@ -11,20 +19,22 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from db.errors import InvalidInput
+from db.errors import InvalidInput, Unavailable
 from ingest.schemas import TelemetryIn
 
 log = logging.getLogger(__name__)
 
 Point = tuple[int, int, datetime, float]  # asset_id, metric_id, ts, value
 Key = tuple[int, int, datetime]
+DATABASE_DOWN = "database unavailable; nothing was stored, retry later"
 
 
 @dataclass(frozen=True)
@@ -36,21 +46,25 @@ class AssetRef:
 
 
 class Catalog:
-    """Asset codes and metric names resolved in memory; reloaded on a miss (at most once a
-    second), so assets added after start are seen without a query per reading."""
+    """Asset codes and metric names resolved in memory; reloaded when a request names a code it
+    does not know (at most once a second), so assets added after start are seen without a query
+    per reading. Starts empty: a worker started while the database is down loads it later."""
 
-    def __init__(self, dsn: str, *, min_reload_s: float = 1.0):
+    def __init__(self, dsn: str, *, min_reload_s: float = 1.0, connect_timeout_s: int = 2):
         self._dsn = dsn
         self._min_reload_s = min_reload_s
+        self._connect_timeout_s = connect_timeout_s
         self._lock = threading.Lock()
-        self._loaded_at = 0.0
+        self._loaded_at = float("-inf")
+        self._failed: tuple[float, Exception] | None = None  # the last failed reload (when, why)
+        self.loaded = False
         self.sites: set[str] = set()
         self.assets: dict[str, AssetRef] = {}
         self.metrics: dict[str, dict[str, int]] = {}  # asset_type -> metric name -> metric_id
 
     def reload(self) -> None:
-        """Read sites, assets and the metric catalog."""
-        with psycopg.connect(self._dsn) as conn:
+        """Read sites, assets and the metric catalog (blocking: off the event loop, see `ensure`)."""
+        with psycopg.connect(self._dsn, connect_timeout=self._connect_timeout_s) as conn:
             sites = {r[0] for r in conn.execute("SELECT code FROM sites")}
             assets = {
                 code: AssetRef(aid, code, site, typ)
@@ -64,22 +78,40 @@ class Catalog:
                     metrics.setdefault(typ, {})[name] = mid
         self.sites, self.assets, self.metrics = sites, assets, metrics
         self._loaded_at = time.monotonic()
+        self.loaded = True
 
-    def _reload_on_miss(self) -> None:
+    def _reload_if_due(self) -> None:
         with self._lock:
-            if time.monotonic() - self._loaded_at >= self._min_reload_s:
-                self.reload()
+            now = time.monotonic()
+            if self._failed and now - self._failed[0] < self._min_reload_s:
+                raise self._failed[1]  # the database was just found down: do not queue up behind it
+            if now - self._loaded_at >= self._min_reload_s:
+                try:
+                    self.reload()
+                    self._failed = None
+                except psycopg.Error as exc:
+                    self._failed = (now, exc)
+                    raise
+
+    def knows(self, readings: Iterable[TelemetryIn]) -> bool:
+        """Every site and asset code of these readings is in memory."""
+        return self.loaded and all(r["asset_code"] in self.assets and r["site_code"] in self.sites for r in readings)
+
+    async def ensure(self, readings: Sequence[TelemetryIn]) -> None:
+        """Reload (in a thread, at most once a second) when a reading names an unknown code;
+        raise Unavailable when the database cannot be read."""
+        if self.knows(readings):
+            return
+        try:
+            await asyncio.to_thread(self._reload_if_due)
+        except psycopg.Error as exc:
+            log.warning("catalog reload failed: %s", exc)
+            raise Unavailable(DATABASE_DOWN) from exc
 
     def asset(self, code: str) -> AssetRef | None:
-        ref = self.assets.get(code)
-        if ref is None:
-            self._reload_on_miss()
-            ref = self.assets.get(code)
-        return ref
+        return self.assets.get(code)
 
     def has_site(self, code: str) -> bool:
-        if code not in self.sites:
-            self._reload_on_miss()
         return code in self.sites
 
 
@@ -92,6 +124,7 @@ def to_points(
     prefix: str = "",
 ) -> list[Point]:
     """Check every reading and turn them into points; raise InvalidInput naming each bad field.
+    Pure (no I/O): `await catalog.ensure(readings)` first, so new codes are known.
 
     A point repeated inside one request is not an error: the writer stores it once.
     """
@@ -152,36 +185,6 @@ _MERGE = (
 )
 
 
-def write_points(conn: psycopg.Connection, points: Sequence[Point]) -> set[Key] | None:
-    """Store points inside the caller's transaction; already-stored points are skipped.
-
-    Fast path: one binary COPY straight into the table (returns None: every point was new).
-    When some point is already there (a re-send), the COPY is undone to its savepoint and the
-    points go through a staging table with ON CONFLICT DO NOTHING; returns the keys inserted.
-    (`AsyncWriter._write_points` is the same two steps on an async connection.)
-    """
-    if not points:
-        return set()
-    try:
-        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY.format(table="telemetry")) as cp:
-            cp.set_types(_COPY_TYPES)
-            for p in points:
-                cp.write_row(p)
-        return None
-    except pg_errors.UniqueViolation:
-        pass
-    with conn.cursor() as cur:
-        cur.execute(_STAGING)
-        with cur.copy(_COPY.format(table="telemetry_in")) as cp:
-            cp.set_types(_COPY_TYPES)
-            for p in points:
-                cp.write_row(p)
-        cur.execute(_MERGE)
-        rows = cur.fetchall()
-        cur.execute("TRUNCATE telemetry_in")
-        return {(a, m, ts) for a, m, ts in rows}
-
-
 def _counts(batch: list[tuple[list[Point], asyncio.Future]], inserted: set[Key] | None) -> list[int]:
     """How many points each waiting request newly stored; a point sent by two of them counts
     for the first."""
@@ -203,44 +206,62 @@ class AsyncWriter:
     """Group commit on the event loop: every request waiting when a connection is free goes into
     one COPY and one commit, and is answered with its own count after that commit. Two
     connections, so one group is copied while the previous one commits. No threads: no GIL
-    hand-offs on the hot path."""
+    hand-offs on the hot path.
 
-    def __init__(self, dsn: str, *, connections: int = 2, max_points: int = 200_000):
+    Bounded: at most `max_queued_points` points wait (one oversized request alone is still taken);
+    past that, `submit` raises Unavailable at once. While the database is unreachable, every
+    waiting request hears Unavailable too (each attempt fails within the connect timeout)."""
+
+    def __init__(self, dsn: str, *, connections: int = 2, max_points: int = 200_000,
+                 max_queued_points: int = 200_000, connect_timeout_s: int = 2):
         self._dsn = dsn
         self._n = connections
         self._max_points = max_points
-        self._pending: list[tuple[list[Point], asyncio.Future]] = []
+        self._max_queued = max_queued_points
+        self._connect_timeout_s = connect_timeout_s
+        self._pending: deque[tuple[list[Point], asyncio.Future]] = deque()
+        self.queued_points = 0
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self.commits = 0
+        self.database_ok = True  # the last attempt reached the database (for /health)
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self._tasks = [asyncio.create_task(self._run(), name=f"telemetry-writer-{i}") for i in range(self._n)]
 
-    async def stop(self) -> None:
-        """Finish what is queued, then close."""
-        while self._pending:
+    async def stop(self, *, drain_s: float = 10.0) -> None:
+        """Finish what is queued (for at most drain_s), then close."""
+        deadline = time.monotonic() + drain_s
+        while self._pending and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(Unavailable("the API is stopping; nothing was stored, retry later"))
 
     async def submit(self, points: list[Point]) -> int:
-        """Store points; returns how many were new, once they are committed."""
+        """Store points; returns how many were new, once they are committed. Raises Unavailable
+        (retry later) when the queue is full or the database unreachable."""
         if not points:
             return 0
+        if self.queued_points and self.queued_points + len(points) > self._max_queued:
+            raise Unavailable("ingest queue full; nothing was stored, retry later", retry_after_s=1)
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((points, fut))
+        self.queued_points += len(points)
         self._wake.set()
         return await fut
 
     def _take(self) -> list[tuple[list[Point], asyncio.Future]]:
         batch, n = [], 0
         while self._pending and n < self._max_points:
-            item = self._pending.pop(0)
+            item = self._pending.popleft()
             batch.append(item)
             n += len(item[0])
+        self.queued_points -= n
         return batch
 
     async def _run(self) -> None:
@@ -263,18 +284,23 @@ class AsyncWriter:
         points = batch[0][0] if len(batch) == 1 else [p for pts, _ in batch for p in pts]
         try:
             if conn is None or conn.closed:
-                conn = await psycopg.AsyncConnection.connect(self._dsn)
+                conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=self._connect_timeout_s)
             inserted = await self._write_points(conn, points)
             await conn.commit()
             self.commits += 1
+            self.database_ok = True
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+            down = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
             log.warning("telemetry write failed: %s", exc)
             if conn is not None:
                 await conn.close()
-            if len(batch) > 1 and not isinstance(exc, psycopg.OperationalError):
+            if len(batch) > 1 and not down:
                 for item in batch:  # isolate: one bad request must not fail the others
                     conn = await self._write_batch(None, [item])
                 return conn
+            if down:
+                self.database_ok = False
+                exc = Unavailable(DATABASE_DOWN)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
@@ -286,6 +312,10 @@ class AsyncWriter:
 
     @staticmethod
     async def _write_points(conn: psycopg.AsyncConnection, points: list[Point]) -> set[Key] | None:
+        """Fast path: one binary COPY straight into the table (returns None: every point was
+        new). When some point is already there (a re-send), the COPY is undone to its savepoint
+        and the points go through a staging table with ON CONFLICT DO NOTHING; returns the keys
+        inserted."""
         try:
             async with conn.transaction(), conn.cursor() as cur:
                 async with cur.copy(_COPY.format(table="telemetry")) as cp:

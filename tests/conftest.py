@@ -27,6 +27,11 @@ settings.register_profile("ci", max_examples=30, derandomize=True, database=None
 settings.register_profile("explore", max_examples=300)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 API_KEY = "test-key-not-the-default"
+# scoped keys (ingest/deps.py): two gateway keys (rotation: both valid at once), an operator key,
+# and the HTTPS front's key (deploy/Caddyfile passes it after the login)
+GATEWAY_KEYS = {"gw-old": "gateway-key-old-123", "gw-new": "gateway-key-new-456"}
+OPERATOR_KEY = "operator-key-789"
+FRONT_KEY = "front-key-abc"
 
 MUTABLE_TABLES = (
     "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs, telemetry_hourly, "
@@ -54,6 +59,8 @@ def database_url() -> Iterator[str]:
     url = normalize_url(make_url(normalize_url(admin)).set(database=TEST_DB).render_as_string(hide_password=False))
     os.environ["DATABASE_URL"] = url
     os.environ["INGEST_API_KEY"] = API_KEY
+    os.environ["INGEST_API_KEYS"] = ",".join(f"{n}={k}" for n, k in GATEWAY_KEYS.items())
+    os.environ["OPERATOR_API_KEYS"] = f"ops={OPERATOR_KEY},https-front={FRONT_KEY}"
     reset_caches()
     from db.upgrade import upgrade
 
@@ -62,6 +69,17 @@ def database_url() -> Iterator[str]:
     reset_caches()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+
+
+def insert_points(pg: psycopg.Connection, points) -> None:
+    """Arrange telemetry: points (asset_id, metric_id, ts, value) in one statement, re-sends
+    skipped. Tests only: the application's one writer is ingest.telemetry.AsyncWriter."""
+    cols = list(zip(*points)) or [(), (), (), ()]
+    pg.execute(
+        "INSERT INTO telemetry (asset_id, metric_id, ts, value) "
+        "SELECT * FROM unnest(%s::int4[], %s::int2[], %s::timestamptz[], %s::float8[]) ON CONFLICT DO NOTHING",
+        [list(c) for c in cols],
+    )
 
 
 @pytest.fixture

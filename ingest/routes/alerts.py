@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from db import queries
 from db.models import AlertStatus, Severity
 from engine import alerts, audit
-from ingest.deps import ApiKey, BigId, SessionDep, SmallIdFilter
+from ingest.deps import OperatorKey, BigId, SessionDep, SmallIdFilter
 from ingest.schemas import AlertAction, AlertOut, AlertToHandleOut, AuditOut
 
 router = APIRouter(tags=["alerts"])
@@ -51,7 +51,7 @@ def get_alert(alert_id: BigId, session: SessionDep) -> dict:
     return queries.get_alert_row(session, alert_id=alert_id)
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, dependencies=[ApiKey])
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, dependencies=[OperatorKey])
 def post_ack(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
     """Acknowledge an open alert (409 otherwise)."""
     alerts.acknowledge(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))
@@ -59,7 +59,7 @@ def post_ack(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
     return queries.get_alert_row(session, alert_id=alert_id)
 
 
-@router.post("/alerts/{alert_id}/close", response_model=AlertOut, dependencies=[ApiKey])
+@router.post("/alerts/{alert_id}/close", response_model=AlertOut, dependencies=[OperatorKey])
 def post_close(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
     """Close an open or acknowledged alert (409 if already closed)."""
     alerts.close(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))

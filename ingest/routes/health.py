@@ -1,4 +1,4 @@
-"""Health: the API answers and the database is reachable."""
+"""Health: the API answers, and which dependency is down if any."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 def health() -> JSONResponse:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database answers; 503 with Retry-After and `down: ["database"]` otherwise
+    (within the connect timeout, DB_CONNECT_TIMEOUT_S)."""
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        return JSONResponse({"status": "degraded", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    except Exception as exc:  # noqa: BLE001 - any failure to answer is "down"
+        return JSONResponse({"status": "degraded", "database": f"unreachable: {type(exc).__name__}",
+                             "down": ["database"]}, status_code=503, headers={"Retry-After": "2"})
+    return JSONResponse({"status": "ok", "database": "ok", "down": []})

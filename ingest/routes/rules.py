@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from engine.evaluate import evaluate_all
-from ingest.deps import ApiKey, SessionDep
+from ingest.deps import OperatorKey, SessionDep
 from ingest.schemas import EvaluateIn, EvaluateOut
 
 router = APIRouter(tags=["rules"])
 
 
-@router.post("/rules/evaluate", response_model=EvaluateOut, dependencies=[ApiKey])
+@router.post("/rules/evaluate", response_model=EvaluateOut, dependencies=[OperatorKey])
 def post_evaluate(session: SessionDep, body: EvaluateIn | None = None) -> dict:
     """Evaluate every enabled policy now (or as of `now`); answers the alerts created."""
     result = evaluate_all(session, now=(body.now if body and body.now else datetime.now(UTC)), source="api")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from ingest.deps import ApiKey, BigId, SessionDep
+from ingest.deps import OperatorKey, BigId, SessionDep
 from ingest.schemas import FaultIn, FaultOut
 from simulator import faults
 
@@ -19,7 +19,7 @@ def get_faults(session: SessionDep, active: bool = True) -> list[dict]:
     return faults.list_faults(session, now=datetime.now(UTC), active_only=active)
 
 
-@router.post("/simulator/faults", response_model=FaultOut, status_code=201, dependencies=[ApiKey])
+@router.post("/simulator/faults", response_model=FaultOut, status_code=201, dependencies=[OperatorKey])
 def post_fault(body: FaultIn, session: SessionDep) -> dict:
     """Inject a fault: {asset_code, fault, intensity 0–1, duration_s}; the simulator applies it
     within one interval."""
@@ -29,7 +29,7 @@ def post_fault(body: FaultIn, session: SessionDep) -> dict:
     return next(f for f in faults.list_faults(session, now=now) if f["id"] == row.id)
 
 
-@router.delete("/simulator/faults/{fault_id}", response_model=FaultOut, dependencies=[ApiKey])
+@router.delete("/simulator/faults/{fault_id}", response_model=FaultOut, dependencies=[OperatorKey])
 def delete_fault(fault_id: BigId, session: SessionDep) -> dict:
     """Stop a fault now."""
     now = datetime.now(UTC)

@@ -11,7 +11,7 @@ from db import queries
 from db.errors import InvalidInput
 from engine.counters import reset_counter
 from engine.status import asset_statuses, site_rollup
-from ingest.deps import ApiKey, SessionDep, SmallId
+from ingest.deps import OperatorKey, SessionDep, SmallId
 from ingest.schemas import AssetMetricsOut, AssetStatusOut, CounterResetIn, CounterResetOut, SiteRollupOut
 
 router = APIRouter(tags=["sites"])
@@ -48,7 +48,7 @@ def get_asset_metrics(
     return queries.metric_series(session, asset_id=asset_id, start=start, end=end, metrics=metric)
 
 
-@router.post("/assets/{asset_id}/counters/{metric}/reset", response_model=CounterResetOut, dependencies=[ApiKey])
+@router.post("/assets/{asset_id}/counters/{metric}/reset", response_model=CounterResetOut, dependencies=[OperatorKey])
 def post_counter_reset(asset_id: SmallId, metric: str, body: CounterResetIn, session: SessionDep) -> dict:
     """Reset a counter (run_hours, door_cycles) after maintenance: its current value becomes the baseline."""
     r = reset_counter(session, asset_id=asset_id, metric=metric, actor=body.actor, reason=body.reason,

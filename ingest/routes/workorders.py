@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from db import queries
 from db.models import WorkOrderStatus
 from engine import audit, workorders
-from ingest.deps import ApiKey, BigId, SessionDep, SmallIdFilter
+from ingest.deps import OperatorKey, BigId, SessionDep, SmallIdFilter
 from ingest.schemas import AuditOut, Text, WorkOrderOut, WorkOrderPatch, WorkOrderTransition
 
 router = APIRouter(tags=["workorders"])
@@ -39,7 +39,7 @@ def get_workorder(workorder_id: BigId, session: SessionDep) -> dict:
     return queries.get_workorder_row(session, workorder_id=workorder_id)
 
 
-@router.post("/workorders/{workorder_id}/transition", response_model=WorkOrderOut, dependencies=[ApiKey])
+@router.post("/workorders/{workorder_id}/transition", response_model=WorkOrderOut, dependencies=[OperatorKey])
 def post_transition(workorder_id: BigId, body: WorkOrderTransition, session: SessionDep) -> dict:
     """open → in_progress → done (or back to open); done closes the alert (409 on an illegal move)."""
     workorders.transition(session, workorder_id=workorder_id, to_status=body.to_status, actor=body.actor,
@@ -48,7 +48,7 @@ def post_transition(workorder_id: BigId, body: WorkOrderTransition, session: Ses
     return queries.get_workorder_row(session, workorder_id=workorder_id)
 
 
-@router.patch("/workorders/{workorder_id}", response_model=WorkOrderOut, dependencies=[ApiKey])
+@router.patch("/workorders/{workorder_id}", response_model=WorkOrderOut, dependencies=[OperatorKey])
 def patch_workorder(workorder_id: BigId, body: WorkOrderPatch, session: SessionDep) -> dict:
     """Assign (empty string unassigns) and/or replace the notes."""
     workorders.update(session, workorder_id=workorder_id, actor=body.actor, assigned_to=body.assigned_to,

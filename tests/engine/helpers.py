@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from ingest.telemetry import write_points
+from tests.conftest import insert_points
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ def put(pg: psycopg.Connection, asset_code: str, metric: str, readings: list[tup
     """Store readings (ts, value) of one metric of one asset."""
     aid, mid = ids(pg, asset_code, metric)
     with pg.transaction():
-        write_points(pg, [(aid, mid, ts, float(v)) for ts, v in readings])
+        insert_points(pg, [(aid, mid, ts, float(v)) for ts, v in readings])
 
 
 def series(values: list[float], *, end: datetime = NOW, step_s: int = 10) -> list[tuple[datetime, float]]:

@@ -60,7 +60,7 @@ def test_alerts_and_workorders_filter_by_status(api):
 def test_health_reports_database(api):
     r = api.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "database": "ok"}
+    assert r.json() == {"status": "ok", "database": "ok", "down": []}
 
 
 def test_openapi_docs_are_served(live_api):

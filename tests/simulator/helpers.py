@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from ingest.telemetry import write_points
+from tests.conftest import insert_points
 from simulator.fleet import Fleet
 from simulator.signals import ActiveFault
 
@@ -37,4 +37,4 @@ class SimClock:
                 points += [(aid, self.mids[m], ts, float(v)) for m, v in r["metrics"].items()]
             ts += self.step
         with self.pg.transaction():
-            write_points(self.pg, points)
+            insert_points(self.pg, points)
