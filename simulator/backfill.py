@@ -6,28 +6,36 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 from tqdm import tqdm
 
+from simulator.client import Unavailable, retry_after
 from simulator.fleet import Fleet, discover
 
 log = logging.getLogger("simulator.backfill")
 READINGS_PER_REQUEST = 5000
 
 
-class _Retryable(Exception):
-    pass
+_backoff = wait_exponential(min=0.5, max=10)
 
 
-@retry(retry=retry_if_exception_type(_Retryable), wait=wait_exponential(min=0.5, max=10), stop=stop_after_attempt(8),
-       reraise=True)
+def _wait(retry_state) -> float:
+    """The server's Retry-After when it gave one (503: overloaded, database away), capped at 10 s;
+    exponential back-off otherwise."""
+    exc = retry_state.outcome.exception()
+    if isinstance(exc, Unavailable) and exc.retry_after_s:
+        return min(exc.retry_after_s, 10.0)
+    return _backoff(retry_state)
+
+
+@retry(retry=retry_if_exception_type(Unavailable), wait=_wait, stop=stop_after_delay(300), reraise=True)
 def _post(http: httpx.Client, readings: list[dict]) -> int:
     try:
         r = http.post("/telemetry/batch", json={"readings": readings})
     except httpx.HTTPError as exc:
-        raise _Retryable(str(exc)) from exc
-    if r.status_code >= 500:
-        raise _Retryable(f"HTTP {r.status_code}")
+        raise Unavailable(str(exc)) from exc
+    if r.status_code >= 500 or r.status_code == 429:
+        raise Unavailable(f"HTTP {r.status_code}", retry_after_s=retry_after(r))
     r.raise_for_status()
     return r.json()["inserted_points"]
 

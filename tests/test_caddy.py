@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, PROJECT, free_port
+from tests.conftest import API_KEY, FRONT_KEY, GATEWAY_KEYS, PROJECT, free_port
 
 USER, PASSWORD = "responsable", "un mot de passe long"
 PAYLOAD = {"site_code": "CAS-S1", "asset_code": "CAS-S1-HVAC_1", "timestamp": "2025-12-09T10:15:23Z",
@@ -35,7 +35,7 @@ def _start_caddy(tmp_path, api_upstream: str, dashboard_upstream: str):
         os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path),
         DOMAIN=f"http://127.0.0.1:{port}", ACME_EMAIL="ops@example.com", CADDY_ADMIN="off",
         DASHBOARD_USER=USER, DASHBOARD_PASSWORD_HASH=hashed,
-        API_UPSTREAM=api_upstream, DASHBOARD_UPSTREAM=dashboard_upstream,
+        API_UPSTREAM=api_upstream, DASHBOARD_UPSTREAM=dashboard_upstream, FRONT_API_KEY=FRONT_KEY,
     )
     proc = subprocess.Popen([caddy, "run", "--config", str(PROJECT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -75,11 +75,18 @@ def test_people_need_the_login_for_the_dashboard_the_api_and_its_docs(front, pg)
     assert httpx.get(front + "/api/v1/sites", auth=(USER, "wrong")).status_code == 401
     r = httpx.get(front + "/api/v1/sites", auth=(USER, PASSWORD))
     assert r.status_code == 200 and {s["code"] for s in r.json()} == {"CAS-S1", "CAS-S2"}
-    # an action needs both: the login (a person) and the API key
+    # an action needs the login (a person): a key alone does not pass the front
     r = httpx.post(front + "/api/v1/rules/evaluate", headers={"X-API-Key": API_KEY})
     assert r.status_code == 401
     r = httpx.post(front + "/api/v1/rules/evaluate", headers={"X-API-Key": API_KEY}, auth=(USER, PASSWORD))
     assert r.status_code == 200
+    # the login alone is enough: the front passes its operator key (FRONT_API_KEY) to the API
+    r = httpx.post(front + "/api/v1/rules/evaluate", auth=(USER, PASSWORD))
+    assert r.status_code == 200
+    # a key given by the person is used as is: a gateway key stays telemetry-only
+    r = httpx.post(front + "/api/v1/rules/evaluate", headers={"X-API-Key": GATEWAY_KEYS["gw-old"]},
+                   auth=(USER, PASSWORD))
+    assert r.status_code == 403
 
 
 def test_metrics_stay_internal(front):
