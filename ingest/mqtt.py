@@ -34,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from pydantic import TypeAdapter, ValidationError
 
-from db.errors import DomainError, InvalidInput, PayloadTooLarge
+from db.errors import DomainError, InvalidInput, PayloadTooLarge, Unavailable
 from ingest.schemas import TelemetryIn
 from ingest.telemetry import AsyncWriter, Catalog, Point, to_points
 
@@ -207,6 +207,18 @@ class Bridge:
         """Store the message's points, or republish it as refused; returns when either is done."""
         try:
             readings, prefix = readings_of(message.topic, message.payload, max_readings=self.max_readings)
+        except DomainError as exc:
+            await self._reject(message, exc)
+            return
+        while True:  # new codes: the catalog reloads; the database away: keep the message, retry
+            try:
+                await self.catalog.ensure(readings)
+                break
+            except Unavailable as exc:
+                self.metrics.retries.inc()
+                log.warning("database unavailable, message kept unacknowledged; retrying: %s", exc.message)
+                await asyncio.sleep(self.retry_s)
+        try:
             points = to_points(self.catalog, readings, now=datetime.now(UTC),
                                future_tolerance_s=self.future_tolerance_s, prefix=prefix)
         except DomainError as exc:
@@ -219,7 +231,7 @@ class Bridge:
             try:
                 inserted = await self.writer.submit(points)
                 break
-            except psycopg.OperationalError as exc:  # the database is away: keep the message, retry
+            except (Unavailable, psycopg.OperationalError) as exc:  # database away, queue full: keep it, retry
                 self.metrics.retries.inc()
                 log.warning("database unavailable, message kept unacknowledged; retrying: %s", exc)
                 await asyncio.sleep(self.retry_s)
