@@ -415,6 +415,7 @@ class WorkOrder(Base):
     priority: Mapped[int] = mapped_column(SmallInteger)  # 1 = high severity … 3 = low
     assigned_to: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str] = mapped_column(Text, default="")
+    external_ref: Mapped[str | None] = mapped_column(String(100))  # the GMAO's own reference (issue 15)
 
     alert: Mapped[Alert | None] = relationship(lazy="raise")
     asset: Mapped[Asset] = relationship(lazy="raise")
@@ -462,3 +463,68 @@ class SimulatorFault(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="dashboard")
 
     asset: Mapped[Asset] = relationship(lazy="raise")
+
+
+# --- outbox and webhooks (issue 15, migration 0008) ------------------------------------------
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class OutboxEvent(Base):
+    """One change to an alert or a work order, written in the transaction of the change
+    (engine/outbox.py); its id is the `webhook-id` of every delivery of it."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        CheckConstraint("entity IN ('alert', 'work_order')", name="outbox_events_entity_check"),
+        Index("ix_outbox_events_key", "ordering_key", "id"),
+        Index("ix_outbox_events_to_fan_out", "id", postgresql_where=text("NOT fanned_out")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    type: Mapped[str] = mapped_column(String(64))  # work_order.status_changed, alert.acknowledged…
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    # events with the same key are delivered in id order ("work_order:12", "alert:40")
+    ordering_key: Mapped[str] = mapped_column(String(48))
+    payload: Mapped[dict | None] = mapped_column(JSONB)  # filled just before commit
+    # the relay has created its deliveries (one per WEBHOOK_URL)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: attempts, last answer, next attempt (the delivery log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        _check_in("status", DeliveryStatus, "webhook_deliveries_status_check"),
+        Index("uq_webhook_deliveries_event_endpoint", "event_id", "endpoint", unique=True),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id"))
+    endpoint: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # every attempt ever made
+    retry_step: Mapped[int] = mapped_column(Integer, default=0)  # position in the back-off schedule
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    event: Mapped[OutboxEvent] = relationship(lazy="raise")
+
+
+class InboundMessage(Base):
+    """The `webhook-id` of every signed inbound call accepted: a second call with it is a replay."""
+
+    __tablename__ = "inbound_messages"
+
+    webhook_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(TZ)

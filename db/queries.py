@@ -258,6 +258,7 @@ def _workorder_dict(row) -> dict:
         "priority": w.priority,
         "assigned_to": w.assigned_to,
         "notes": w.notes,
+        "external_ref": w.external_ref,
     }
 
 

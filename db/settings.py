@@ -62,6 +62,23 @@ class Settings(BaseSettings):
     mqtt_metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus
     sim_transport: Literal["http", "mqtt"] = "http"  # http | mqtt: how the simulator sends its readings
 
+    # Webhooks and the GMAO (issue 15, docs/integration.md): the endpoints events are sent to
+    # (comma-separated; empty: events wait in the outbox), the Standard Webhooks secret
+    # ("whsec_" + base64) that signs them and checks inbound calls, the back-off in seconds.
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_retry_schedule_s: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_s: float = 15.0
+    relay_interval_s: float = 1.0
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return [u.strip() for u in self.webhook_url.split(",") if u.strip()]
+
+    @property
+    def webhook_retry_schedule(self) -> list[float]:
+        return [float(x) for x in self.webhook_retry_schedule_s.split(",") if x.strip()]
+
     # Logs
     log_level: str = "INFO"
     log_format: str = "console"  # or "json"

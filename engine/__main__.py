@@ -1,4 +1,5 @@
-"""`python -m engine`: the rule scheduler (every RULES_INTERVAL_S; one active instance).
+"""`python -m engine`: the rule scheduler (every RULES_INTERVAL_S; one active instance), and
+beside it the webhook relay when WEBHOOK_URL is set (engine/relay.py; also `python -m engine.relay`).
 `python -m engine once`: evaluate every policy now and print what fired."""
 
 from __future__ import annotations
@@ -22,7 +23,19 @@ def main(argv: list[str] | None = None) -> None:
         for f in result.fired:
             print(f"  {f['policy_code']} {f['asset_code']}: {f['message']}")
     else:
+        _relay_beside()
         serve()
+
+
+def _relay_beside() -> None:
+    """The webhook relay in a thread of the scheduler process (any number of relays may run)."""
+    import threading
+
+    from db.settings import get_settings
+    from engine.relay import Relay
+
+    if get_settings().webhook_urls:
+        threading.Thread(target=Relay().run, name="relay", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The audit trail: every change to an alert, a work order or a counter — who, when, from, to."""
+"""The audit trail: every change to an alert, a work order or a counter — who, when, from, to.
+Each alert and work-order entry also writes its outbox event in the same transaction
+(engine/outbox.py), so integrations learn of every change without another hook."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import AuditEntry
+from engine import outbox
 
 
 def record(
@@ -23,13 +26,16 @@ def record(
     now: datetime,
     details: dict | None = None,
 ) -> None:
-    """Append one entry to the audit trail."""
+    """Append one entry to the audit trail (and, for an alert or a work order, its outbox event)."""
     session.add(
         AuditEntry(
             entity=entity, entity_id=entity_id, at=now, actor=actor, action=action,
             from_value=from_value, to_value=to_value, comment=comment or "", details=details,
         )
     )
+    if entity in outbox.ENTITIES:
+        outbox.enqueue(session, entity=entity, entity_id=entity_id, actor=actor, action=action,
+                       from_value=from_value, to_value=to_value, comment=comment, now=now)
 
 
 def trail(session: Session, *, entity: str, entity_id: int) -> list[dict]:

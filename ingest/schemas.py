@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, with_config
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator, with_config
 from typing_extensions import TypedDict
 
 # A metric value: a JSON number (not a string, not a boolean), finite.
@@ -159,6 +159,7 @@ class WorkOrderOut(BaseModel):
     priority: int
     assigned_to: str | None
     notes: str
+    external_ref: str | None = Field(default=None, description="the GMAO's own reference, once it sent one")
 
 
 class HealthOut(BaseModel):
@@ -325,3 +326,100 @@ class ErrorOut(BaseModel):
 def error_responses(*codes: int) -> dict:
     """OpenAPI `responses` documenting our error body for these status codes."""
     return {code: {"model": ErrorOut} for code in codes}
+
+
+# --- integrations: the GMAO and the webhook delivery log (issue 15) ---------------------------
+
+class GmaoWorkOrderIn(InputModel):
+    """What the GMAO may change on a work order (at least one of status and external_ref)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "done", "external_ref": "SAMFM-2026-00417", "comment": "bearing replaced"}]})
+    status: Literal["in_progress", "done"] | None = Field(default=None, description="in_progress | done")
+    external_ref: str | None = Field(default=None, min_length=1, max_length=100,
+                                     description="the GMAO's own reference for this work order")
+    actor: str = Field(default="gmao", min_length=1, max_length=100)
+    comment: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.status is None and self.external_ref is None:
+            raise ValueError("give status and/or external_ref")
+        return self
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: int
+    webhook_id: str = Field(description="the webhook-id header of every attempt (the outbox event's id)")
+    type: str
+    entity: str
+    entity_id: int
+    event_created_at: datetime
+    endpoint: str
+    status: str = Field(description="pending | delivered | failed")
+    attempts: int
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+# --- KPIs (issue 15; definitions in docs/engine.md § KPIs) ------------------------------------
+
+class KpiFigures(BaseModel):
+    """The figures of one period (hours with one decimal, shares in % with one decimal; null when
+    there is nothing to average)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    from_: datetime = Field(alias="from", serialization_alias="from")
+    to: datetime
+    mttr_hours: float | None = Field(description="mean of created → done over corrective orders done in the period")
+    repairs: int = Field(description="corrective orders done in the period (the MTTR's sample)")
+    mtta_hours: float | None = Field(description="mean of opened → first acknowledgement or order in progress")
+    answered_alerts: int
+    failures: int = Field(description="high or medium alerts opened in the period, false alarms excluded")
+    downtime_hours: float | None = Field(description="union of the failure windows, clipped to the period")
+    operating_hours: float | None = Field(description="asset-hours in the period minus downtime")
+    mtbf_hours: float | None = Field(description="operating hours / failures")
+    availability_pct: float | None = Field(description="(period − downtime) / period")
+    alerts_opened: int
+    alerts_converted: int
+    conversion_pct: float | None = Field(description="alerts opened with a work order not cancelled")
+    alerts_closed: int
+    false_alarms: int
+    false_alarm_pct: float | None = Field(description="closed alerts dismissed or cleared without work")
+    work_orders_created: int
+    preventive: int
+    corrective: int
+    preventive_pct: float | None = Field(description="orders of runtime rules (R4, R6) among orders created")
+    corrective_pct: float | None
+
+
+class AssetKpiOut(BaseModel):
+    asset_id: int
+    asset_code: str
+    failures: int
+    downtime_hours: float | None
+    operating_hours: float | None
+    mtbf_hours: float | None
+    availability_pct: float | None
+
+
+class BacklogOut(BaseModel):
+    total: int
+    by_priority: dict[str, dict[str, int]] = Field(
+        description="priority (1 high … 3 low) → age bucket (lt_1d, 1_7d, 7_30d, gt_30d) → open orders")
+
+
+class KpisOut(KpiFigures):
+    effective_to: datetime = Field(description="the end used: `to`, or now if `to` is in the future")
+    period_hours: float
+    scope: dict[str, int | str | None]
+    assets: list[AssetKpiOut] = Field(description="MTBF and availability per asset in scope")
+    top_by_failures: list[AssetKpiOut]
+    top_by_downtime: list[AssetKpiOut]
+    backlog: BacklogOut = Field(description="work orders open at the end of the period")
+    weekly: list[KpiFigures] = Field(description="per ISO week (Monday 00:00 UTC), clipped to the period")
+    monthly: list[KpiFigures] = Field(description="per calendar month (UTC), clipped to the period")

@@ -36,6 +36,7 @@ FRONT_KEY = "front-key-abc"
 MUTABLE_TABLES = (
     "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs, telemetry_hourly, "
     "telemetry_arrivals, telemetry_latest, silences, policy_overrides"
+    ", outbox_events, webhook_deliveries, inbound_messages"  # issue 15
 )
 
 

@@ -6,17 +6,19 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from db import queries
 from db.models import AlertStatus, Severity
 from engine import alerts, audit
 from ingest.deps import OperatorKey, BigId, SessionDep, SmallIdFilter
+from ingest.export import CSV_RESPONSE, ListFormat, csv_response
 from ingest.schemas import AlertAction, AlertOut, AlertToHandleOut, AuditOut
 
 router = APIRouter(tags=["alerts"])
 
 
-@router.get("/alerts", response_model=list[AlertOut])
+@router.get("/alerts", response_model=list[AlertOut], responses=CSV_RESPONSE)
 def get_alerts(
     session: SessionDep,
     status: Annotated[list[AlertStatus] | None, Query()] = None,
@@ -24,9 +26,10 @@ def get_alerts(
     site_id: SmallIdFilter = None,
     asset_id: SmallIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[dict]:
-    """Alerts, newest first; `status` and `severity` are repeatable."""
-    return queries.list_alerts(
+    format: ListFormat = "json",
+) -> list[dict] | Response:
+    """Alerts, newest first; `status` and `severity` are repeatable; `format=csv` for a download."""
+    rows = queries.list_alerts(
         session,
         status=[s.value for s in status] if status else None,
         severity=[s.value for s in severity] if severity else None,
@@ -34,6 +37,7 @@ def get_alerts(
         asset_id=asset_id,
         limit=limit,
     )
+    return csv_response(rows, AlertOut, "alerts") if format == "csv" else rows
 
 
 @router.get("/alerts/to-handle", response_model=list[AlertToHandleOut])

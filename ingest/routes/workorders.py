@@ -6,17 +6,19 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from db import queries
 from db.models import WorkOrderStatus
 from engine import audit, workorders
 from ingest.deps import OperatorKey, BigId, SessionDep, SmallIdFilter
+from ingest.export import CSV_RESPONSE, ListFormat, csv_response
 from ingest.schemas import AuditOut, Text, WorkOrderOut, WorkOrderPatch, WorkOrderTransition
 
 router = APIRouter(tags=["workorders"])
 
 
-@router.get("/workorders", response_model=list[WorkOrderOut])
+@router.get("/workorders", response_model=list[WorkOrderOut], responses=CSV_RESPONSE)
 def get_workorders(
     session: SessionDep,
     status: Annotated[list[WorkOrderStatus] | None, Query()] = None,
@@ -25,12 +27,14 @@ def get_workorders(
     assigned_to: Annotated[Text | None, Query(max_length=100,
                                               description='an assignee (any case); "" for the unassigned')] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[dict]:
-    """Work orders by priority, newest first; `status` is repeatable."""
-    return queries.list_workorders(
+    format: ListFormat = "json",
+) -> list[dict] | Response:
+    """Work orders by priority, newest first; `status` is repeatable; `format=csv` for a download."""
+    rows = queries.list_workorders(
         session, status=[s.value for s in status] if status else None, site_id=site_id, asset_id=asset_id,
         assigned_to=assigned_to, limit=limit,
     )
+    return csv_response(rows, WorkOrderOut, "workorders") if format == "csv" else rows
 
 
 @router.get("/workorders/{workorder_id}", response_model=WorkOrderOut)
