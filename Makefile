@@ -21,15 +21,17 @@ run: $(STAMP)
 test: $(STAMP) tools
 	$(PY) -m pytest
 
-## Debian's chromium for the browser tests (test tools cannot download their own browser here)
-## and Debian's caddy, to run the deployment's Caddyfile in a test
+## Debian's chromium for the browser tests (test tools cannot download their own browser here),
+## Debian's caddy, to run the deployment's Caddyfile in a test, and Debian's mosquitto, to run
+## deploy/mosquitto/mosquitto.conf under the MQTT tests
 tools:
-	@command -v chromium >/dev/null 2>&1 && command -v caddy >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium and caddy for the tests"; \
+	@command -v chromium >/dev/null 2>&1 && command -v caddy >/dev/null 2>&1 && \
+	  { command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || { \
+	  echo "installing Debian's chromium, caddy and mosquitto for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium fonts-noto-color-emoji caddy >/dev/null && \
-	  { $$SUDO systemctl disable --now caddy >/dev/null 2>&1 || true; }; }  # the tests start their own caddy
+	    chromium fonts-noto-color-emoji caddy mosquitto >/dev/null && \
+	  { $$SUDO systemctl disable --now caddy mosquitto >/dev/null 2>&1 || true; }; }  # the tests start their own
 
 ## make bench: every benchmark (prints figures; see docs/performance.md)
 bench: $(STAMP)
