@@ -33,7 +33,7 @@ from db.settings import PROJECT_ROOT, Settings, get_settings
 def services(settings: Settings) -> dict[str, list[str]]:
     """name -> command: the entry points of PRODUCT.md, as in docker-compose.yml."""
     py = sys.executable
-    return {
+    cmds = {
         "api": [py, "-m", "uvicorn", "ingest.main:app", "--host", settings.api_host, "--port", str(settings.api_port)],
         "scheduler": [py, "-m", "engine"],
         "simulator": [py, "-m", "simulator"],
@@ -43,6 +43,9 @@ def services(settings: Settings) -> dict[str, list[str]]:
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
         ],
     }
+    if settings.mqtt_url:  # the MQTT ingest bridge, only when a broker is configured
+        cmds["mqtt"] = [py, "-m", "ingest.mqtt"]
+    return cmds
 
 
 def _child_setup() -> None:

@@ -22,7 +22,7 @@ PAYLOAD = {"site_code": "CAS-S1", "asset_code": "CAS-S1-HVAC_1", "timestamp": "2
            "metrics": {"temp_out_air": 32.5, "temp_supply_air": 17.8, "power_kw": 12.3, "vibration_level": 3.1}}
 
 
-def _start_caddy(tmp_path, api_upstream: str, dashboard_upstream: str):
+def _start_caddy(tmp_path, api_upstream: str, dashboard_upstream: str, **extra_env: str):
     """Caddy on the deployment's Caddyfile, in plain HTTP on a free local port."""
     caddy = shutil.which("caddy")
     if caddy is None:
@@ -36,6 +36,7 @@ def _start_caddy(tmp_path, api_upstream: str, dashboard_upstream: str):
         DOMAIN=f"http://127.0.0.1:{port}", ACME_EMAIL="ops@example.com", CADDY_ADMIN="off",
         DASHBOARD_USER=USER, DASHBOARD_PASSWORD_HASH=hashed,
         API_UPSTREAM=api_upstream, DASHBOARD_UPSTREAM=dashboard_upstream, FRONT_API_KEY=FRONT_KEY,
+        **extra_env,
     )
     proc = subprocess.Popen([caddy, "run", "--config", str(PROJECT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -106,6 +107,56 @@ def test_the_dashboard_works_behind_the_login_in_a_real_browser(live_api, dashbo
         page.get_by_text("Vue d'ensemble des sites").wait_for(timeout=60_000)  # drawn through the websocket
         page.get_by_text("CAS-S1").first.wait_for(timeout=30_000)  # with data from the database
         assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def grafana_stand_in():
+    """An HTTP server in Grafana's place that answers with what it received."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_grafana_is_behind_the_same_login_and_learns_who_logged_in(live_api, grafana_stand_in, tmp_path):
+    upstream = f"127.0.0.1:{live_api.port}"
+    proc, url = _start_caddy(tmp_path, upstream, upstream, GRAFANA_UPSTREAM=grafana_stand_in)
+    try:
+        r = httpx.get(url + "/grafana/d/m40-sites")
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+        assert httpx.get(url + "/grafana/", auth=(USER, "wrong")).status_code == 401
+        # a browser that claims to be someone else is not believed
+        r = httpx.get(url + "/grafana/d/m40-sites?orgId=1", auth=(USER, PASSWORD),
+                      headers={"X-WEBAUTH-USER": "admin"})
+        assert r.status_code == 200
+        seen = r.json()
+        assert seen["path"] == "/grafana/d/m40-sites?orgId=1"  # served from the sub-path, unchanged
+        assert seen["headers"]["x-webauth-user"] == USER
+        assert "authorization" not in seen["headers"]  # Grafana never sees the password
+        r = httpx.get(url + "/grafana", auth=(USER, PASSWORD))
+        assert r.status_code in (301, 302, 308) and r.headers["location"] == "/grafana/"
+        # the rest of the site still goes where it went
+        r = httpx.get(url + "/api/v1/sites", auth=(USER, PASSWORD))
+        assert r.status_code == 200 and {s["code"] for s in r.json()} == {"CAS-S1", "CAS-S2"}
     finally:
         proc.terminate()
         proc.wait(10)

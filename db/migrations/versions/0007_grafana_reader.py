@@ -22,7 +22,8 @@ ROLE = "grafana_reader"
 # Partitions of a partitioned table are read through the parent's grant.
 TABLES = (
     "sites", "assets", "metrics", "telemetry", "telemetry_hourly", "policies", "alerts", "work_orders",
-    "policy_evaluations", "rule_runs", "counter_resets", "simulator_faults", "telemetry_arrivals",
+    "policy_evaluations", "rule_runs", "counter_resets", "simulator_faults", "telemetry_arrivals", "telemetry_latest",
+    "policy_overrides", "silences",
 )
 
 

@@ -1,0 +1,2 @@
+"""Grafana for operations: provisioning files (grafana/provisioning/) and the generator of the
+dashboards (`python -m grafana.dashboards`)."""
