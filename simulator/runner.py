@@ -17,6 +17,7 @@ import httpx
 from db.settings import Settings
 from simulator.client import Gateway
 from simulator.fleet import Fleet, discover, fetch_faults
+from simulator.mqtt import gateway
 from simulator.signals import ActiveFault
 
 log = logging.getLogger("simulator")
@@ -65,7 +66,7 @@ class FaultWatcher:
 def run(settings: Settings, *, stop: threading.Event, sites: int | None = None, assets_per_type: int | None = None,
         max_ticks: int | None = None) -> Gateway:
     """Simulate until `stop` is set (or max_ticks intervals); returns the gateway (for its counts)."""
-    gw = Gateway(settings.api_url, settings.ingest_api_key, settings.sim_buffer_dir).start()
+    gw = gateway(settings).start()  # SIM_TRANSPORT: the API, or MQTT (simulator/mqtt.py)
     assets = wait_for_assets(gw.http, stop, sites=sites, assets_per_type=assets_per_type)
     if sites is not None and len({a["site_code"] for a in assets}) < sites:
         log.warning("fewer sites registered than asked: register more with "

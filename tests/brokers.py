@@ -4,12 +4,17 @@ Used by the MQTT tests and bench/mqtt.py."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import httpx
 
 PROJECT = Path(__file__).resolve().parent.parent
 CONF = PROJECT / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -69,3 +74,52 @@ class Mosquitto:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class BridgeProcess:
+    """`python -m ingest.mqtt` with its own /metrics port."""
+
+    def __init__(self, broker: Mosquitto, client_id: str, log_path):
+        self.metrics_port = _free_port()
+        self.env = dict(os.environ, MQTT_URL=broker.url, MQTT_USERNAME=USER, MQTT_PASSWORD=PASSWORD,
+                        MQTT_CLIENT_ID=client_id, MQTT_METRICS_PORT=str(self.metrics_port), LOG_FORMAT="console")
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> BridgeProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "ingest.mqtt"], cwd=PROJECT, env=self.env,
+                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while self.metric("m40_mqtt_connected") != 1:
+            assert self.proc.poll() is None, self.log()
+            assert time.monotonic() < deadline, "bridge did not connect: " + self.log()
+            time.sleep(0.1)
+        return self
+
+    def metrics_text(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+
+    def metric(self, name: str, labels: str = "") -> float | None:
+        try:
+            text = self.metrics_text()
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + (labels and "{" + labels + "}") + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def log(self) -> str:
+        return open(self.log_path, encoding="utf-8", errors="replace").read()[-3000:]
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -215,3 +215,25 @@ def dashboard_server(database_url) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(15)
+
+
+# --- MQTT (issue 14): Debian's mosquitto on the deployment's config, the bridge as deployed ----
+
+@pytest.fixture
+def broker(tmp_path):
+    """A mosquitto broker on a free loopback port (tests/brokers.py)."""
+    from tests.brokers import Mosquitto
+
+    b = Mosquitto(tmp_path / "mosquitto").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def bridge(broker, database_url, tmp_path, request):
+    """`python -m ingest.mqtt` on that broker and the test database, connected."""
+    from tests.brokers import BridgeProcess
+
+    b = BridgeProcess(broker, f"m40-test-{request.node.name[:40]}", tmp_path / "bridge.log").start()
+    yield b
+    b.stop()

@@ -3,88 +3,19 @@ the bridge as deployed (`python -m ingest.mqtt`, a separate process), the real d
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.brokers import PASSWORD, USER, Mosquitto
-from tests.conftest import PROJECT, free_port
+from tests.brokers import PASSWORD, USER, BridgeProcess, Mosquitto
 
 HVAC = {"temp_out_air": 32.5, "temp_supply_air": 17.8, "power_kw": 12.3, "vibration_level": 3.1}
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-
-
-class BridgeProcess:
-    """`python -m ingest.mqtt` with its own /metrics port."""
-
-    def __init__(self, broker: Mosquitto, client_id: str, log_path):
-        self.metrics_port = free_port()
-        self.env = dict(os.environ, MQTT_URL=broker.url, MQTT_USERNAME=USER, MQTT_PASSWORD=PASSWORD,
-                        MQTT_CLIENT_ID=client_id, MQTT_METRICS_PORT=str(self.metrics_port), LOG_FORMAT="console")
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> BridgeProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ingest.mqtt"], cwd=PROJECT, env=self.env,
-                                     stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while self.metric("m40_mqtt_connected") != 1:
-            assert self.proc.poll() is None, self.log()
-            assert time.monotonic() < deadline, "bridge did not connect: " + self.log()
-            time.sleep(0.1)
-        return self
-
-    def metrics_text(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-
-    def metric(self, name: str, labels: str = "") -> float | None:
-        try:
-            text = self.metrics_text()
-        except httpx.HTTPError:
-            return None
-        for line in text.splitlines():
-            if line.startswith(name + (labels and "{" + labels + "}") + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def log(self) -> str:
-        return open(self.log_path, encoding="utf-8", errors="replace").read()[-3000:]
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path / "mosquitto").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def bridge(broker, database_url, tmp_path, request):
-    b = BridgeProcess(broker, f"m40-test-{request.node.name[:40]}", tmp_path / "bridge.log").start()
-    yield b
-    b.stop()
 
 
 def publisher(broker: Mosquitto, client_id: str = "test-publisher") -> mqtt.Client:
