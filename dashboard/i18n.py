@@ -140,3 +140,89 @@ def number(value: float | None, unit: str = "", digits: int = 1) -> str:
         txt = f"{value:.{digits}f}"
         txt = txt.replace(".", ",") if lang() == "fr" else txt
     return f"{txt} {unit}".strip()
+
+
+# --- KPIs, GMAO integration, CSV downloads (issue 15) -----------------------------------------
+FR.update({
+    "wo_cancelled": "Annulé",  # migration 0005's status (a dismissed alert's order); missing until now
+    "nav_kpis": "Indicateurs", "kpi_title": "Indicateurs de maintenance", "download_csv": "Télécharger (CSV)",
+    "kpi_period": "Période", "period_90d": "90 jours", "period_12m": "12 mois", "period_custom": "Personnalisée",
+    "asset_type": "Type d'équipement", "all_types": "Tous les types", "all_assets": "Tous les équipements",
+    "kpi_mttr": "MTTR", "kpi_mtta": "MTTA", "kpi_mtbf": "MTBF", "kpi_availability": "Disponibilité",
+    "kpi_conversion": "Alertes → OT", "kpi_false_alarms": "Fausses alertes", "kpi_preventive": "Préventif",
+    "kpi_backlog": "OT en attente", "kpi_failures": "Pannes", "kpi_downtime": "Arrêt (h)",
+    "help_mttr": "Temps moyen de réparation : de la création d'un ordre de travail correctif à « Terminé », sur "
+                 "les ordres terminés dans la période : {n}. Les ordres préventifs (R4, R6) sont exclus.",
+    "help_mtta": "Temps moyen de prise en charge : de l'ouverture d'une alerte à son premier acquittement ou au "
+                 "passage « En cours » de son ordre de travail, le premier des deux. Alertes prises en charge : {n}.",
+    "help_mtbf": "Temps moyen entre pannes : heures de fonctionnement (période moins arrêts) divisées par le nombre "
+                 "de pannes. Panne = alerte haute ou moyenne qui n'était pas une fausse alerte. Pannes : {n}.",
+    "help_availability": "(période − arrêts) / période. Un équipement est à l'arrêt de l'ouverture d'une panne à "
+                         "la fin de son ordre de travail ; les arrêts qui se chevauchent comptent une fois, et "
+                         "seule la partie dans la période compte.",
+    "help_conversion": "Alertes ouvertes dans la période qui ont un ordre de travail non annulé : {a} sur {b}.",
+    "help_false_alarms": "Alertes clôturées dans la période qui étaient de fausses alertes : écartées, ou "
+                         "revenues à la normale sans travail : {a} sur {b}.",
+    "help_preventive": "Part des ordres de travail créés dans la période qui sont préventifs (règles de compteur "
+                       "R4, R6) ; le reste est correctif : {a} sur {b}.",
+    "help_backlog": "Ordres de travail encore ouverts (ouverts ou en cours) à la fin de la période.",
+    "kpi_per": "Évolution", "per_week": "Par semaine", "per_month": "Par mois", "kpi_hours": "heures",
+    "kpi_count": "nombre", "kpi_pct": "%", "kpi_week_of": "Semaine du", "kpi_month_of": "Mois",
+    "kpi_chart_times": "MTTR et MTTA (h)", "kpi_chart_availability": "Disponibilité (%)",
+    "kpi_chart_failures": "Pannes et heures d'arrêt", "kpi_chart_mix": "Ordres préventifs et correctifs",
+    "preventive": "Préventif", "corrective": "Correctif", "kpi_series": "Indicateur",
+    "backlog_title": "Ordres de travail en attente, par priorité et ancienneté",
+    "age_lt_1d": "< 1 jour", "age_1_7d": "1–7 jours", "age_7_30d": "7–30 jours", "age_gt_30d": "> 30 jours",
+    "per_asset": "Par équipement", "top_assets": "Équipements les plus touchés",
+    "availability": "Disponibilité", "failures": "Pannes", "downtime_h": "Arrêt (h)", "mtbf_h": "MTBF (h)",
+    "operating_h": "Fonctionnement (h)", "kpi_no_data": "Aucune donnée sur la période.",
+    "tab_kpis": "Indicateurs", "tab_gmao": "Intégration GMAO",
+    "gmao_title": "Envois vers la GMAO (webhooks)", "gmao_endpoints": "Destinations : {urls}",
+    "gmao_no_endpoint": "Aucune destination configurée (WEBHOOK_URL) : les événements attendent dans la file.",
+    "gmao_counts": "{pending} en attente · {delivered} livrés · {failed} en échec · {waiting} pas encore distribués",
+    "delivery_status": "État de l'envoi", "del_pending": "En attente", "del_delivered": "Livré", "del_failed": "En échec",
+    "event": "Événement", "endpoint": "Destination", "attempts": "Tentatives", "last_status": "Dernière réponse",
+    "next_attempt": "Prochaine tentative", "resend": "Renvoyer", "select_delivery": "Envoi en échec",
+    "resent": "Envoi {id} remis en file.", "no_failed": "Aucun envoi en échec.",
+})
+EN.update({
+    "wo_cancelled": "Cancelled",
+    "nav_kpis": "KPIs", "kpi_title": "Maintenance KPIs", "download_csv": "Download (CSV)",
+    "kpi_period": "Period", "period_90d": "90 days", "period_12m": "12 months", "period_custom": "Custom",
+    "asset_type": "Asset type", "all_types": "All types", "all_assets": "All assets",
+    "kpi_mttr": "MTTR", "kpi_mtta": "MTTA", "kpi_mtbf": "MTBF", "kpi_availability": "Availability",
+    "kpi_conversion": "Alerts → WO", "kpi_false_alarms": "False alarms", "kpi_preventive": "Preventive",
+    "kpi_backlog": "Backlog", "kpi_failures": "Failures", "kpi_downtime": "Downtime (h)",
+    "help_mttr": "Mean time to repair: from a corrective work order's creation to done, over the orders done in "
+                 "the period ({n} orders). Preventive orders (R4, R6) are left out.",
+    "help_mtta": "Mean time to acknowledge: from an alert's opening to its first acknowledgement or its work "
+                 "order in progress, whichever comes first ({n} alerts taken in hand).",
+    "help_mtbf": "Mean time between failures: operating hours (period minus downtime) divided by the number of "
+                 "failures. Failure = a high or medium alert that was not a false alarm ({n} failures).",
+    "help_availability": "(period − downtime) / period. An asset is down from a failure's opening until its work "
+                         "order is done; overlapping windows count once, and only the part inside the period.",
+    "help_conversion": "Alerts opened in the period with a work order that was not cancelled ({a} of {b}).",
+    "help_false_alarms": "Alerts closed in the period that were false alarms: dismissed, or cleared by "
+                         "themselves with no work done ({a} of {b}).",
+    "help_preventive": "Share of the work orders created in the period that are preventive (counter rules R4, "
+                       "R6); the rest are corrective ({a} of {b}).",
+    "help_backlog": "Work orders still open (open or in progress) at the end of the period.",
+    "kpi_per": "Trend", "per_week": "Per week", "per_month": "Per month", "kpi_hours": "hours",
+    "kpi_count": "count", "kpi_pct": "%", "kpi_week_of": "Week of", "kpi_month_of": "Month",
+    "kpi_chart_times": "MTTR and MTTA (h)", "kpi_chart_availability": "Availability (%)",
+    "kpi_chart_failures": "Failures and downtime hours", "kpi_chart_mix": "Preventive and corrective orders",
+    "preventive": "Preventive", "corrective": "Corrective", "kpi_series": "KPI",
+    "backlog_title": "Work orders waiting, by priority and age",
+    "age_lt_1d": "< 1 day", "age_1_7d": "1–7 days", "age_7_30d": "7–30 days", "age_gt_30d": "> 30 days",
+    "per_asset": "Per asset", "top_assets": "Most affected assets",
+    "availability": "Availability", "failures": "Failures", "downtime_h": "Downtime (h)", "mtbf_h": "MTBF (h)",
+    "operating_h": "Operating (h)", "kpi_no_data": "No data in this period.",
+    "tab_kpis": "KPIs", "tab_gmao": "GMAO integration",
+    "gmao_title": "Events sent to the GMAO (webhooks)", "gmao_endpoints": "Endpoints: {urls}",
+    "gmao_no_endpoint": "No endpoint configured (WEBHOOK_URL): events wait in the outbox.",
+    "gmao_counts": "{pending} pending · {delivered} delivered · {failed} failed · {waiting} not handed out yet",
+    "delivery_status": "Delivery status", "del_pending": "Pending", "del_delivered": "Delivered", "del_failed": "Failed",
+    "event": "Event", "endpoint": "Endpoint", "attempts": "Attempts", "last_status": "Last answer",
+    "next_attempt": "Next attempt", "resend": "Resend", "select_delivery": "Failed delivery",
+    "resent": "Delivery {id} queued again.", "no_failed": "No failed delivery.",
+})

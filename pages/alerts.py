@@ -6,7 +6,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, reports
 from dashboard.i18n import t
 from dashboard.widgets import actor_input, alert_message, audit_comment, run_action, severity_badge, when
 
@@ -35,6 +35,7 @@ st.dataframe(pd.DataFrame([
     for a in rows
 ], columns=["#", t("created"), t("severity"), t("status"), t("site"), t("asset"), t("title"), t("message"),
             t("acked_by"), t("closed_by")]), hide_index=True, width="stretch")
+st.download_button(t("download_csv"), reports.as_csv(rows), file_name="alertes.csv", mime="text/csv")
 
 if rows:
     ids = [a["id"] for a in rows]

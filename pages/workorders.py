@@ -6,7 +6,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, reports
 from dashboard.charts import local_naive, metric_chart
 from dashboard.i18n import localized, t
 from dashboard.widgets import actor_input, alert_message, audit_comment, run_action, severity_badge, when
@@ -25,6 +25,7 @@ st.dataframe(pd.DataFrame([
     for w in orders
 ], columns=["#", t("priority"), t("status"), t("site"), t("asset"), t("title"), t("assigned_to"), t("created")]),
     hide_index=True, width="stretch")
+st.download_button(t("download_csv"), reports.as_csv(orders), file_name="ordres-de-travail.csv", mime="text/csv")
 
 if not orders:
     st.info(t("none"))

@@ -16,6 +16,7 @@ PAGES = {  # url path -> a text the page must show
     "alerts": "Surchauffe moteur ascenseur",
     "workorders": "Contexte de l'alerte",
     "simulator": "Contrôle du simulateur",
+    "kpis": "Indicateurs de maintenance",  # issue 15
 }
 
 
