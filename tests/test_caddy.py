@@ -90,6 +90,13 @@ def test_people_need_the_login_for_the_dashboard_the_api_and_its_docs(front, pg)
     assert r.status_code == 403
 
 
+def test_the_gmao_reaches_its_signed_route_without_the_login_and_nothing_else(front, pg):
+    """Issue 15: the signature is the GMAO's credential (checked by the API: 401 in JSON, not Caddy's)."""
+    r = httpx.post(front + "/api/v1/integrations/gmao/workorders/1", content=b"{}")
+    assert r.status_code == 401 and "www-authenticate" not in r.headers and r.json()["errors"][0]["field"] == "webhook-signature"
+    assert httpx.get(front + "/api/v1/webhooks/deliveries").headers["www-authenticate"].startswith("Basic")
+
+
 def test_metrics_stay_internal(front):
     assert httpx.get(front + "/metrics", auth=(USER, PASSWORD)).status_code == 404
     assert httpx.get(front + "/metrics").status_code == 404

@@ -251,3 +251,8 @@ def test_the_retry_schedule_comes_from_the_environment(monkeypatch):
         assert get_settings().webhook_urls == ["http://a.example/h", "http://b.example/h"]
     finally:
         get_settings.cache_clear()
+
+
+def test_the_relay_command_has_help():
+    out = subprocess.run([sys.executable, "-m", "engine.relay", "--help"], cwd=PROJECT, capture_output=True, text=True)
+    assert out.returncode == 0 and "WEBHOOK_URL" in out.stdout
