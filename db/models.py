@@ -7,6 +7,7 @@ Statuses and kinds are Python enums stored as text with CHECK constraints.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 
 from sqlalchemy import (
@@ -116,6 +117,16 @@ class Base(DeclarativeBase):
     pass
 
 
+# Partitions of the tiered tables (telemetry_p20261126, telemetry_late, telemetry_cold_p202611…)
+# are created and dropped by the maintenance job, not declared here.
+PARTITION_NAME = re.compile(r"^(telemetry|telemetry_hourly|telemetry_cold)_(p\d{6}|p\d{8}|late)$")
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's filter: the schema compared with these models, without the partitions."""
+    return not (type_ == "table" and name is not None and PARTITION_NAME.match(name))
+
+
 class Site(Base):
     __tablename__ = "sites"
 
@@ -169,6 +180,9 @@ class Telemetry(Base):
     """
 
     __tablename__ = "telemetry"
+    # One partition per UTC day (telemetry_pYYYYMMDD) + telemetry_late (DEFAULT): migration 0006,
+    # engine/maintenance.py. Read raw telemetry through readings() (both tiers), not this table.
+    __table_args__ = {"postgresql_partition_by": "RANGE (ts)"}
 
     asset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
@@ -181,6 +195,7 @@ class TelemetryHourly(Base):
     scheduler (engine/rollup.py). Complete hours only; recent hours are read from telemetry."""
 
     __tablename__ = "telemetry_hourly"
+    __table_args__ = {"postgresql_partition_by": "RANGE (hour)"}  # monthly: telemetry_hourly_pYYYYMM
 
     asset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
@@ -189,6 +204,42 @@ class TelemetryHourly(Base):
     total: Mapped[float] = mapped_column(Float)
     min: Mapped[float] = mapped_column(Float)
     max: Mapped[float] = mapped_column(Float)
+
+
+class TelemetryCold(Base):
+    """The cold tier: one compacted UTC day of one (asset, metric). `dts` are microsecond deltas
+    (the first from `day`, then from the previous reading), `vals` the values, both compressed by
+    PostgreSQL; decoded by telemetry_cold_points(), read through readings(). Monthly partitions."""
+
+    __tablename__ = "telemetry_cold"
+    __table_args__ = {"postgresql_partition_by": "RANGE (day)"}
+
+    asset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    day: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    dts: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    vals: Mapped[list[float]] = mapped_column(ARRAY(Float))
+
+
+class TelemetryDirtyHour(Base):
+    """An hour whose roll-up must be recomputed (readings stored after it was complete); written
+    by a statement trigger on telemetry, consumed by engine/rollup.py."""
+
+    __tablename__ = "telemetry_dirty_hours"
+
+    asset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(TZ, primary_key=True)
+
+
+class MaintenanceState(Base):
+    """Named instants of the maintenance job (e.g. rollup_until: every hour before it is rolled up)."""
+
+    __tablename__ = "maintenance_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZ)
 
 
 class Policy(Base):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, and_, case, func, select, text, true
 from sqlalchemy.orm import Session
 
-from db.errors import NotFound
+from db.errors import InvalidInput, NotFound
 from db.models import PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Metric, Policy, Site, Telemetry, WorkOrder
 
 LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
@@ -108,10 +109,37 @@ def metrics_of_type(session: Session, *, asset_type: str) -> list[Metric]:
     return list(session.scalars(select(Metric).where(Metric.asset_types.any(asset_type)).order_by(Metric.id)))
 
 
-def metric_series(
-    session: Session, *, asset_id: int, start: datetime, end: datetime, metrics: list[str] | None = None
-) -> dict:
-    """Raw points of an asset's metrics in [start, end], oldest first."""
+STEP = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d)$")
+STEP_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+AUTO_STEPS = (10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+AUTO_BUCKETS = 1000  # automatic step: the smallest giving at most this many buckets per metric
+MAX_BUCKETS = 10_000  # an explicit step giving more buckets per metric is refused
+MAX_RANGE = timedelta(days=366)
+EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday, midnight UTC: buckets align on UTC hours, days, weeks
+
+
+def parse_step(step: str) -> int:
+    """'1h' → 3600; InvalidInput naming `step` otherwise."""
+    m = STEP.match(step.strip())
+    if not m:
+        raise InvalidInput("step: expected a number and a unit s, m, h or d (e.g. 10s, 15m, 1h, 1d)", field="step")
+    return int(m.group(1)) * STEP_UNITS[m.group(2)]
+
+
+def step_label(step_s: int) -> str:
+    for unit, secs in (("d", 86400), ("h", 3600), ("m", 60)):
+        if step_s % secs == 0:
+            return f"{step_s // secs}{unit}"
+    return f"{step_s}s"
+
+
+def auto_step(start: datetime, end: datetime) -> int:
+    """The smallest step of the ladder giving at most AUTO_BUCKETS buckets over [start, end]."""
+    span = (end - start).total_seconds()
+    return next((s for s in AUTO_STEPS if span / s <= AUTO_BUCKETS), AUTO_STEPS[-1])
+
+
+def _asset_catalog(session: Session, *, asset_id: int, metrics: list[str] | None) -> tuple[Asset, dict[str, Metric]]:
     asset = get_asset(session, asset_id=asset_id)
     catalog = {m.name: m for m in metrics_of_type(session, asset_type=asset.type)}
     if metrics:
@@ -119,26 +147,97 @@ def metric_series(
         if unknown:
             raise NotFound(f"unknown metric {unknown[0]!r} for asset type {asset.type}", field="metric")
         catalog = {name: catalog[name] for name in metrics}
-    series = {name: [] for name in catalog}
-    by_id = {m.id: m.name for m in catalog.values()}
-    q = (
-        select(Telemetry.metric_id, Telemetry.ts, Telemetry.value)
-        .where(
-            Telemetry.asset_id == asset_id,
-            Telemetry.metric_id.in_(list(by_id)),
-            Telemetry.ts >= start,
-            Telemetry.ts <= end,
-        )
-        .order_by(Telemetry.metric_id, Telemetry.ts)
+    return asset, catalog
+
+
+# Raw readings of some metrics of one asset, through readings() (hot and cold tiers alike).
+_RAW = ("SELECT r.metric_id, r.ts, r.value FROM unnest(CAST(:mids AS int[])) m(id) "
+        "CROSS JOIN LATERAL readings(:aid, m.id, :start, :end) r")
+
+
+def count_readings(session: Session, *, asset_id: int, metric_ids: list[int], start: datetime, end: datetime,
+                   limit: int) -> int:
+    """How many readings [start, end] holds, counting no further than `limit` (cheap for any range)."""
+    return session.execute(text(f"SELECT count(*) FROM ({_RAW} LIMIT :lim) x"), {
+        "mids": metric_ids, "aid": asset_id, "start": start, "end": end, "lim": limit}).scalar()
+
+
+def bucketed_readings(
+    session: Session, *, asset_id: int, metric_ids: list[int], start: datetime, end: datetime, step_s: int,
+    origin: datetime = EPOCH, use_rollup: bool = True,
+) -> list[tuple]:
+    """(metric_id, bucket start, min, avg, max, count) of the readings in [start, end], one row per
+    non-empty bucket, in one statement. With a step of whole hours, the hours inside the range that
+    are rolled up come from telemetry_hourly (a year: 8,760 rows per metric), the partial hours at
+    the edges and the hours not rolled up yet from raw readings: the same figures either way."""
+    from engine.rollup import rolled_until
+
+    def _ceil_hour(t: datetime) -> datetime:
+        h = t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return h if h == t else h + timedelta(hours=1)
+
+    h0 = _ceil_hour(start)
+    watermark = rolled_until(session) if use_rollup and step_s % 3600 == 0 else None
+    h1 = max(h0, min(end.astimezone(UTC).replace(minute=0, second=0, microsecond=0), watermark)) if watermark else h0
+    sql = (
+        "WITH pts AS ("
+        "  SELECT h.metric_id, h.hour AS ts, h.n, h.total, h.min, h.max FROM telemetry_hourly h "
+        "  WHERE h.asset_id = :aid AND h.metric_id = ANY(CAST(:mids AS int[])) AND h.hour >= :h0 AND h.hour < :h1 "
+        "  UNION ALL "
+        "  SELECT r.metric_id, r.ts, 1, r.value, r.value, r.value FROM unnest(CAST(:mids AS int[])) m(id) "
+        "  CROSS JOIN LATERAL readings(:aid, m.id, :start, :h0) r WHERE r.ts < :h0 "
+        "  UNION ALL "
+        "  SELECT r.metric_id, r.ts, 1, r.value, r.value, r.value FROM unnest(CAST(:mids AS int[])) m(id) "
+        "  CROSS JOIN LATERAL readings(:aid, m.id, :h1, :end) r) "
+        "SELECT metric_id, date_bin(make_interval(secs => :step), ts, :origin) AS bucket, min(min), "
+        "       sum(total) / sum(n), max(max), sum(n)::int "
+        "FROM pts GROUP BY 1, 2 ORDER BY 1, 2"
     )
-    for mid, ts, value in session.execute(q):
-        series[by_id[mid]].append({"ts": ts, "value": value})
+    if h0 > end:  # a range inside one hour
+        h0 = h1 = end
+    return session.execute(text(sql), {
+        "aid": asset_id, "mids": metric_ids, "start": start, "end": end, "h0": h0, "h1": h1, "step": step_s,
+        "origin": origin}).all()
+
+
+def metric_series(
+    session: Session, *, asset_id: int, start: datetime, end: datetime, metrics: list[str] | None = None,
+    step_s: int | None = None, max_points: int = 100_000,
+) -> dict:
+    """An asset's metrics in [start, end], oldest first, from both tiers: every raw reading when
+    there are at most `max_points` and no `step_s` is asked; otherwise min/avg/max/count buckets
+    of `step_s` seconds (automatic when not given). The answer says which (`resolution`)."""
+    if end - start > MAX_RANGE:
+        raise InvalidInput("from: the range is limited to 1 year (366 days)", field="from")
+    asset, catalog = _asset_catalog(session, asset_id=asset_id, metrics=metrics)
+    by_id = {m.id: m.name for m in catalog.values()}
+    series = {name: {"metric": name, "unit": catalog[name].unit, "points": [], "buckets": []} for name in catalog}
+    mids = list(by_id)
+    if step_s is None and count_readings(session, asset_id=asset_id, metric_ids=mids, start=start, end=end,
+                                         limit=max_points + 1) <= max_points:
+        rows = session.execute(text(f"{_RAW} ORDER BY 1, 2"),
+                               {"mids": mids, "aid": asset_id, "start": start, "end": end})
+        for mid, ts, value in rows:
+            series[by_id[mid]]["points"].append({"ts": ts, "value": value})
+        resolution = "raw"
+    else:
+        step_s = step_s or auto_step(start, end)
+        if (end - start).total_seconds() / step_s > MAX_BUCKETS:
+            raise InvalidInput(f"step: {step_label(step_s)} gives more than {MAX_BUCKETS:,} buckets over this range; "
+                               "choose a larger step", field="step")
+        for mid, ts, lo, avg, hi, n in bucketed_readings(session, asset_id=asset_id, metric_ids=mids, start=start,
+                                                         end=end, step_s=step_s):
+            series[by_id[mid]]["buckets"].append({"ts": ts, "min": lo, "avg": avg, "max": hi, "count": n})
+        resolution = "step"
     return {
         "asset_id": asset.id,
         "asset_code": asset.code,
         "start": start,
         "end": end,
-        "series": [{"metric": n, "unit": catalog[n].unit, "points": pts} for n, pts in series.items()],
+        "resolution": resolution,
+        "step": step_label(step_s) if resolution == "step" else None,
+        "step_s": step_s if resolution == "step" else None,
+        "series": list(series.values()),
     }
 
 
@@ -299,42 +398,23 @@ def downsampled_series(
     session: Session, *, asset_id: int, start: datetime, end: datetime, max_buckets: int = 600
 ) -> list[dict]:
     """An asset's metrics in [start, end] in at most `max_buckets` time buckets per metric, each
-    with min / avg / max, in one SQL statement. Up to 2 days: from raw readings (a 1-hour range
-    stays raw at 10 s); longer: whole-hour buckets from the hourly roll-up, plus the raw readings
-    of the hours not rolled up yet."""
+    with min / avg / max, in one SQL statement (the dashboard's charts). Up to 2 days: from raw
+    readings (a 1-hour range stays raw at 10 s); longer: whole-hour buckets from the hourly
+    roll-up, plus the raw readings of the hours not rolled up yet (`bucketed_readings`)."""
     span = max((end - start).total_seconds(), 1.0)
     if span <= 2 * 86400:
-        bucket_s = max(10, int(span // max_buckets) + 1)
-        sql = (
-            "SELECT m.name, date_bin(make_interval(secs => :bucket), t.ts, :origin) AS bucket, "
-            "avg(t.value), min(t.value), max(t.value), count(*) "
-            "FROM telemetry t JOIN metrics m ON m.id = t.metric_id "
-            "WHERE t.asset_id = :asset_id AND t.ts >= :start AND t.ts <= :end "
-            "GROUP BY 1, 2 ORDER BY 1, 2"
-        )
+        bucket_s, origin, rollup = max(10, int(span // max_buckets) + 1), start, False
     else:
         bucket_s = 3600 * (int(span // (max_buckets * 3600)) + 1)
-        sql = (
-            "WITH cut AS (SELECT coalesce(max(hour) + interval '1 hour', :start) AS ts "
-            "             FROM telemetry_hourly WHERE asset_id = :asset_id AND hour >= :start), "
-            "hours AS (SELECT metric_id, hour AS ts, n, total, min, max FROM telemetry_hourly, cut "
-            "          WHERE asset_id = :asset_id AND hour >= :start AND hour < cut.ts "
-            "          UNION ALL "
-            "          SELECT metric_id, date_trunc('hour', t.ts), count(*), sum(value), min(value), max(value) "
-            "          FROM telemetry t, cut WHERE t.asset_id = :asset_id AND t.ts >= cut.ts AND t.ts <= :end "
-            "          GROUP BY 1, 2) "
-            "SELECT m.name, date_bin(make_interval(secs => :bucket), h.ts, :origin) AS bucket, "
-            "sum(h.total) / sum(h.n), min(h.min), max(h.max), sum(h.n)::int "
-            "FROM hours h JOIN metrics m ON m.id = h.metric_id GROUP BY 1, 2 ORDER BY 1, 2"
-        )
-    origin = start.replace(minute=0, second=0, microsecond=0) if span > 2 * 86400 else start
-    rows = session.execute(
-        text(sql), {"bucket": bucket_s, "origin": origin, "asset_id": asset_id, "start": start, "end": end}
-    )
-    return [
-        {"metric": name, "ts": ts, "avg": avg, "min": lo, "max": hi, "n": n, "bucket_s": bucket_s}
-        for name, ts, avg, lo, hi, n in rows
+        origin, rollup = start.replace(minute=0, second=0, microsecond=0), True
+    names = dict(session.execute(select(Metric.id, Metric.name)).all())
+    rows = bucketed_readings(session, asset_id=asset_id, metric_ids=list(names), start=start, end=end,
+                             step_s=bucket_s, origin=origin, use_rollup=rollup)
+    out = [
+        {"metric": names[mid], "ts": ts, "avg": avg, "min": lo, "max": hi, "n": n, "bucket_s": bucket_s}
+        for mid, ts, lo, avg, hi, n in rows
     ]
+    return sorted(out, key=lambda p: (p["metric"], p["ts"]))
 
 
 def freshness(session: Session, *, now: datetime) -> dict:

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # Rule engine
     rules_interval_s: float = 60.0
 
+    # Telemetry storage (issue 12): tiers, retention, maintenance (engine/maintenance.py)
+    telemetry_hot_days: int = 7  # days kept as narrow rows; older days are compacted (cold tier)
+    telemetry_retention_days: int = 0  # readings older than this are dropped; 0 = keep forever
+    rollup_retention_days: int = 0  # hourly roll-ups older than this are dropped; 0 = keep forever
+    maintenance_interval_s: float = 3600.0  # the scheduler's maintenance pass
+    metrics_max_points: int = 100_000  # GET /assets/{id}/metrics: raw up to this, else step buckets
+
     # Simulator
     sim_interval_s: float = 10.0
     sim_seed: int = 42

@@ -1,38 +1,82 @@
-"""Hourly roll-up of telemetry, so a 30-day chart reads ~720 rows per metric, not 260,000."""
+"""Hourly roll-up of telemetry, so a 30-day chart reads ~720 rows per metric, not 260,000.
+
+Exact: every complete hour is rolled up once it is complete, and again whenever a reading
+arrives for it later (a late reading, a back-fill, a reading of a compacted day): the statement
+trigger of migration 0006 marks such hours in telemetry_dirty_hours, consumed here. Readings
+come through readings(), so hot and cold days are rolled up alike.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 FIRST_RUN = timedelta(days=35)
+ROLLUP_LOCK = 7340003  # one roll-up at a time (scheduler tick and maintenance pass)
+WATERMARK = "rollup_until"
+
+_UPSERT = (
+    "INSERT INTO telemetry_hourly (asset_id, metric_id, hour, n, total, min, max) {select} "
+    "ON CONFLICT (asset_id, metric_id, hour) DO UPDATE SET n = excluded.n, total = excluded.total, "
+    "min = excluded.min, max = excluded.max"
+)
+# every hour in [since, until) of every (asset, metric) of the catalog: one index range per pair
+_RANGE = _UPSERT.format(select=(
+    "SELECT a.id, m.id, x.hour, x.n, x.total, x.min, x.max "
+    "FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types) "
+    "CROSS JOIN LATERAL (SELECT date_trunc('hour', r.ts, 'UTC') AS hour, count(*) AS n, sum(r.value) AS total, "
+    "                           min(r.value) AS min, max(r.value) AS max "
+    "                    FROM readings(a.id, m.id, :since, :until) r WHERE r.ts < :until GROUP BY 1) x"
+))
+# the dirty hours before `until`, taken (deleted) and recomputed in the same statement: one
+# readings() range per (asset, metric, day) that has dirty hours
+_DIRTY = (
+    "WITH d AS (DELETE FROM telemetry_dirty_hours WHERE hour < :until RETURNING asset_id, metric_id, hour), "
+    "g AS (SELECT asset_id, metric_id, min(hour) AS lo, max(hour) + interval '1 hour' AS hi FROM d "
+    "      GROUP BY asset_id, metric_id, date_trunc('day', hour, 'UTC')) "
+) + _UPSERT.format(select=(
+    "SELECT g.asset_id, g.metric_id, x.hour, x.n, x.total, x.min, x.max FROM g "
+    "CROSS JOIN LATERAL (SELECT date_trunc('hour', r.ts, 'UTC') AS hour, count(*) AS n, sum(r.value) AS total, "
+    "                           min(r.value) AS min, max(r.value) AS max "
+    "                    FROM readings(g.asset_id, g.metric_id, g.lo, g.hi) r WHERE r.ts < g.hi GROUP BY 1) x"
+))
 
 
-def roll_up(session: Session, *, now: datetime, since: datetime | None = None) -> int:
-    """(Re)compute the complete hours from `since` up to the hour of `now`; returns the rows
-    written. By default: nothing until a new hour is complete, then the new hour(s) and the last
-    rolled one again (late readings); 35 days back on an empty table. One index range scan per
-    (asset, metric) pair: the cost follows the hours rolled, not the history."""
-    until = now.replace(minute=0, second=0, microsecond=0)
+def _hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def roll_up(session: Session, *, now: datetime, since: datetime | None = None, retention_days: int = 0) -> int:
+    """Roll up the hours completed since the last run (all of [since, …) when given; 35 days back
+    on a new database) and the dirty hours; returns the rows written. Hours older than
+    `retention_days` (0: none) are neither written nor kept dirty."""
+    from engine.maintenance import ensure_month_partitions, get_state, set_state
+
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROLLUP_LOCK})
+    until = _hour(now)
+    keep_since = until - timedelta(days=retention_days) if retention_days else datetime(1, 1, 1, tzinfo=UTC)
+    session.execute(text("DELETE FROM telemetry_dirty_hours WHERE hour < :k"), {"k": keep_since})
+    done = get_state(session, name=WATERMARK)
     if since is None:
-        last = session.execute(text("SELECT max(hour) FROM telemetry_hourly")).scalar()
-        if last is not None and last + timedelta(hours=1) >= until:
-            return 0
-        since = last if last is not None else until - FIRST_RUN
-    result = session.execute(
-        text(
-            "INSERT INTO telemetry_hourly (asset_id, metric_id, hour, n, total, min, max) "
-            "SELECT a.id, m.id, x.hour, x.n, x.total, x.min, x.max "
-            "FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types) "
-            "CROSS JOIN LATERAL (SELECT date_trunc('hour', t.ts) AS hour, count(*) AS n, sum(t.value) AS total, "
-            "                           min(t.value) AS min, max(t.value) AS max FROM telemetry t "
-            "                    WHERE t.asset_id = a.id AND t.metric_id = m.id AND t.ts >= :since AND t.ts < :until "
-            "                    GROUP BY 1) x "
-            "ON CONFLICT (asset_id, metric_id, hour) DO UPDATE SET n = excluded.n, total = excluded.total, "
-            "min = excluded.min, max = excluded.max"
-        ),
-        {"since": since, "until": until},
-    )
-    return result.rowcount
+        since = done if done is not None else until - FIRST_RUN
+    since = max(since, keep_since)
+    first_dirty = session.execute(
+        text("SELECT min(hour) FROM telemetry_dirty_hours WHERE hour < :until"), {"until": until}).scalar()
+    low = min(since, first_dirty) if first_dirty is not None else since
+    if low < until:
+        ensure_month_partitions(session, table="telemetry_hourly", start=low, end=until)
+    written = session.execute(text(_DIRTY), {"until": until}).rowcount
+    if since < until:
+        written += session.execute(text(_RANGE), {"since": since, "until": until}).rowcount
+    if done is None or until > done:
+        set_state(session, name=WATERMARK, at=until)
+    return written
+
+
+def rolled_until(session: Session) -> datetime | None:
+    """Every complete hour before this instant is in telemetry_hourly (dirty hours aside)."""
+    from engine.maintenance import get_state
+
+    return get_state(session, name=WATERMARK)

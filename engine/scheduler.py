@@ -19,6 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from db.session import database_url, libpq_url, session_scope
 from db.settings import get_settings
 from engine.evaluate import EvaluationResult, evaluate_all
+from engine.maintenance import maintain
 from engine.rollup import roll_up
 
 log = logging.getLogger("engine.scheduler")
@@ -102,13 +103,28 @@ def serve() -> None:
             log.exception("rule evaluation failed; the next run will try again")
         try:
             with session_scope() as session:
-                roll_up(session, now=datetime.now(UTC))
+                roll_up(session, now=datetime.now(UTC), retention_days=settings.rollup_retention_days)
         except Exception:  # noqa: BLE001
             log.exception("telemetry roll-up failed; the next run will try again")
 
     scheduler.add_job(
         tick, "interval", seconds=settings.rules_interval_s, id="evaluate", coalesce=True, max_instances=1,
         next_run_time=datetime.now(UTC), misfire_grace_time=None,
+    )
+
+    def maintenance_tick() -> None:  # storage maintenance (engine/maintenance.py), same leadership
+        if not leader.ensure():
+            return
+        try:
+            maintain(now=datetime.now(UTC), hot_days=settings.telemetry_hot_days,
+                     telemetry_retention_days=settings.telemetry_retention_days,
+                     rollup_retention_days=settings.rollup_retention_days)
+        except Exception:  # noqa: BLE001 - the next pass finishes the work
+            log.exception("storage maintenance failed; the next pass will try again")
+
+    scheduler.add_job(
+        maintenance_tick, "interval", seconds=settings.maintenance_interval_s, id="maintain", coalesce=True,
+        max_instances=1, next_run_time=datetime.now(UTC), misfire_grace_time=None,
     )
 
     def stop(signum, _frame) -> None:

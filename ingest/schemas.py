@@ -106,10 +106,20 @@ class PointOut(BaseModel):
     value: float
 
 
+class BucketOut(BaseModel):
+    ts: datetime = Field(description="start of the bucket (buckets are aligned on UTC multiples of the step)")
+    min: float
+    avg: float
+    max: float
+    count: int = Field(description="readings in the bucket")
+
+
 class MetricSeriesOut(BaseModel):
     metric: str
     unit: str
-    points: list[PointOut]
+    points: list[PointOut] = Field(description="raw readings, oldest first (resolution 'raw'; empty otherwise)")
+    buckets: list[BucketOut] = Field(
+        default_factory=list, description="step buckets, oldest first (resolution 'step'; empty otherwise)")
 
 
 class AssetMetricsOut(BaseModel):
@@ -117,6 +127,9 @@ class AssetMetricsOut(BaseModel):
     asset_code: str
     start: datetime
     end: datetime
+    resolution: str = Field(description="'raw': every reading in `points`; 'step': min/avg/max/count per `step` in `buckets`")
+    step: str | None = Field(None, description="the bucket width when resolution is 'step', e.g. '1h'")
+    step_s: int | None = Field(None, description="the same in seconds")
     series: list[MetricSeriesOut]
 
 

@@ -181,6 +181,7 @@ _STAGING = (
 _MERGE = (
     "INSERT INTO telemetry (asset_id, metric_id, ts, value) "
     "SELECT asset_id, metric_id, ts, value FROM telemetry_in "
+    "WHERE NOT telemetry_in_cold(asset_id, metric_id, ts) "  # already in the cold tier (issue 12)
     "ON CONFLICT DO NOTHING RETURNING asset_id, metric_id, ts"
 )
 

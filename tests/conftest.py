@@ -37,6 +37,7 @@ MUTABLE_TABLES = (
     "telemetry, alerts, work_orders, audit_trail, counter_resets, policy_evaluations, simulator_faults, rule_runs, telemetry_hourly, "
     "telemetry_arrivals, telemetry_latest, silences, policy_overrides"
     ", outbox_events, webhook_deliveries, inbound_messages"  # issue 15
+    ", telemetry_cold, telemetry_dirty_hours, maintenance_state"  # issue 12
 )
 
 

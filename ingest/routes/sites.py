@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from db import queries
 from db.errors import InvalidInput
+from db.settings import get_settings
 from engine.counters import reset_counter
 from engine.status import asset_statuses, site_rollup
 from ingest.deps import OperatorKey, SessionDep, SmallId
@@ -37,15 +38,20 @@ def get_asset_metrics(
     from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601; default: 1 h before `to`")] = None,
     to: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
     metric: Annotated[list[str] | None, Query(description="only these metrics (repeatable)")] = None,
+    step: Annotated[str | None, Query(
+        description="bucket width (10s, 15m, 1h, 1d…): min/avg/max/count per bucket instead of raw readings; "
+                    "default: raw up to METRICS_MAX_POINTS readings, else an automatic step")] = None,
 ) -> dict:
-    """Raw readings of an asset in [from, to] (at most 7 days), per metric, oldest first."""
+    """An asset's readings in [from, to] (at most 1 year), per metric, oldest first: raw points
+    (`resolution: "raw"`) up to METRICS_MAX_POINTS, otherwise `step` buckets with min, avg, max
+    and count (`resolution: "step"`; `?step=1h`, or chosen automatically)."""
     end = _aware(to, "to") or datetime.now(UTC)
     start = _aware(from_, "from") or end - timedelta(hours=1)
     if start > end:
         raise InvalidInput("from: must be before to", field="from")
-    if end - start > timedelta(days=7):
-        raise InvalidInput("from: the range is limited to 7 days of raw points", field="from")
-    return queries.metric_series(session, asset_id=asset_id, start=start, end=end, metrics=metric)
+    step_s = queries.parse_step(step) if step is not None else None
+    return queries.metric_series(session, asset_id=asset_id, start=start, end=end, metrics=metric, step_s=step_s,
+                                 max_points=get_settings().metrics_max_points)
 
 
 @router.post("/assets/{asset_id}/counters/{metric}/reset", response_model=CounterResetOut, dependencies=[OperatorKey])

@@ -88,11 +88,12 @@ def test_schema_matches_the_models(database_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from db.models import Base
+    from db.models import Base, include_name
     from db.session import get_engine
 
     with get_engine().connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        ctx = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 
 

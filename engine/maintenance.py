@@ -1,0 +1,338 @@
+"""Storage maintenance: the pass that keeps years of telemetry small and readable.
+
+One pass (`maintain`, run by the scheduler every MAINTENANCE_INTERVAL_S and by
+`python -m db maintain`): create the day partitions ahead, apply retention (drop whole
+partitions), compact the days older than TELEMETRY_HOT_DAYS into the cold tier, fold late
+readings of compacted days into it, and roll up complete and dirty hours.
+
+Every step is its own short transaction and checks the catalog before acting, so a pass is
+idempotent and safe to interrupt (kill -9 rolls back the step under way; the next pass redoes
+it). Steps that need an exclusive lock on a parent table (create or drop a partition) wait at
+most LOCK_TIMEOUT, then leave the work to the next pass instead of stalling the ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("engine.maintenance")
+
+AHEAD_DAYS = 3  # day partitions kept ready ahead of today
+MAINTENANCE_LOCK = 7340004  # one pass at a time (scheduler, command line)
+LOCK_TIMEOUT = "2s"
+DAY_PARTITION = re.compile(r"^telemetry_p(\d{8})$")
+MONTH_PARTITION = re.compile(r"^(telemetry_hourly|telemetry_cold)_p(\d{6})$")
+
+# One cold row per (asset, metric) of `src` (rows of one UTC day): microsecond deltas + values.
+_ENCODE = (
+    "INSERT INTO telemetry_cold (asset_id, metric_id, day, n, dts, vals) "
+    "SELECT asset_id, metric_id, CAST(:day AS timestamptz), count(*), array_agg(d ORDER BY ts), "
+    "       array_agg(value ORDER BY ts) "
+    "FROM (SELECT asset_id, metric_id, ts, value, "
+    "             (extract(epoch FROM ts - coalesce(lag(ts) OVER (PARTITION BY asset_id, metric_id ORDER BY ts), "
+    "                                               CAST(:day AS timestamptz))) * 1000000)::bigint AS d "
+    "      FROM {src}) x "
+    "GROUP BY asset_id, metric_id"
+)
+
+
+def day_start(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start(t: datetime) -> datetime:
+    return day_start(t).replace(day=1)
+
+
+def next_month(m: datetime) -> datetime:
+    return (m.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def get_state(session: Session, *, name: str) -> datetime | None:
+    """A named instant of the maintenance state, or None."""
+    return session.execute(text("SELECT at FROM maintenance_state WHERE name = :n"), {"n": name}).scalar()
+
+
+def set_state(session: Session, *, name: str, at: datetime) -> None:
+    """Set a named instant of the maintenance state."""
+    session.execute(
+        text("INSERT INTO maintenance_state (name, at) VALUES (:n, :at) ON CONFLICT (name) DO UPDATE SET at = :at"),
+        {"n": name, "at": at},
+    )
+
+
+def partitions(session: Session, *, table: str) -> list[str]:
+    """The partitions of a partitioned table, by name."""
+    return list(session.execute(
+        text("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+             "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY 1"), {"t": table}).scalars())
+
+
+def day_partitions(session: Session) -> dict[datetime, str]:
+    """The hot day partitions of telemetry, by their UTC day."""
+    out = {}
+    for name in partitions(session, table="telemetry"):
+        if m := DAY_PARTITION.match(name):
+            out[datetime.strptime(m.group(1), "%Y%m%d").replace(tzinfo=UTC)] = name
+    return out
+
+
+def month_partitions(session: Session, *, table: str) -> dict[datetime, str]:
+    """The monthly partitions of telemetry_hourly or telemetry_cold, by their first day."""
+    out = {}
+    for name in partitions(session, table=table):
+        if (m := MONTH_PARTITION.match(name)) and m.group(1) == table:
+            out[datetime.strptime(m.group(2), "%Y%m").replace(tzinfo=UTC)] = name
+    return out
+
+
+def _lock_timeout(session: Session) -> None:
+    session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+
+
+def ensure_day_partitions(session: Session, *, start: datetime, end: datetime) -> list[str]:
+    """Create the missing day partitions of telemetry for the UTC days of [start, end]; readings
+    of those days already in telemetry_late move into them. Returns the names created."""
+    have = day_partitions(session)
+    created = []
+    day = day_start(start)
+    while day <= end:
+        if day not in have:
+            _lock_timeout(session)
+            name, nxt = f"telemetry_p{day:%Y%m%d}", day + timedelta(days=1)
+            session.execute(text("CREATE TEMP TABLE IF NOT EXISTS telemetry_moving (LIKE telemetry) ON COMMIT DROP"))
+            session.execute(text(
+                "WITH d AS (DELETE FROM telemetry_late WHERE ts >= :d AND ts < :n RETURNING *) "
+                "INSERT INTO telemetry_moving SELECT * FROM d"), {"d": day, "n": nxt})
+            session.execute(text(
+                f"CREATE TABLE {name} PARTITION OF telemetry FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')"))
+            # straight into the partition: these readings are not new arrivals
+            session.execute(text(f"INSERT INTO {name} SELECT * FROM telemetry_moving"))
+            session.execute(text("TRUNCATE telemetry_moving"))
+            created.append(name)
+        day += timedelta(days=1)
+    return created
+
+
+def ensure_month_partitions(session: Session, *, table: str, start: datetime, end: datetime) -> list[str]:
+    """Create the missing monthly partitions of telemetry_hourly or telemetry_cold for [start, end]."""
+    assert table in ("telemetry_hourly", "telemetry_cold")
+    have = month_partitions(session, table=table)
+    created = []
+    m = month_start(start)
+    while m <= end:
+        if m not in have:
+            _lock_timeout(session)
+            name = f"{table}_p{m:%Y%m}"
+            session.execute(text(
+                f"CREATE TABLE {name} PARTITION OF {table} "
+                f"FOR VALUES FROM ('{m.isoformat()}') TO ('{next_month(m).isoformat()}')"))
+            created.append(name)
+        m = next_month(m)
+    return created
+
+
+def _fold_into_cold(session: Session, *, src: str, day: datetime) -> int:
+    """Fold the readings of table `src` of one UTC day into the cold tier; returns how many were
+    taken. Usually no cold row exists yet for those (asset, metric, day): one INSERT … SELECT.
+    Otherwise (late readings of a compacted day) the cold rows are decoded, merged and rewritten;
+    a reading already in the cold tier keeps its stored value."""
+    p = {"day": day, "next": day + timedelta(days=1)}
+    rows = f"(SELECT * FROM {src} WHERE ts >= :day AND ts < :next)"
+    session.execute(text("SAVEPOINT fold"))
+    try:
+        taken = session.execute(text(f"WITH ins AS ({_ENCODE.format(src=rows)} RETURNING n) "
+                                     "SELECT coalesce(sum(n), 0) FROM ins"), p).scalar()
+        session.execute(text("RELEASE SAVEPOINT fold"))
+        return int(taken)
+    except IntegrityError:  # some (asset, metric) of that day is in the cold tier already
+        session.execute(text("ROLLBACK TO SAVEPOINT fold"))
+    session.execute(text("DROP TABLE IF EXISTS cold_merge"))
+    session.execute(text(
+        "CREATE TEMP TABLE cold_merge ON COMMIT DROP AS "
+        "SELECT DISTINCT ON (asset_id, metric_id, ts) asset_id, metric_id, ts, value FROM ("
+        "  SELECT c.asset_id, c.metric_id, u.ts, u.value, 0 AS pri "
+        "  FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals) u "
+        f" WHERE c.day = :day AND (c.asset_id, c.metric_id) IN (SELECT s.asset_id, s.metric_id FROM {rows} s) "
+        f" UNION ALL SELECT s.asset_id, s.metric_id, s.ts, s.value, 1 FROM {rows} s"
+        ") x ORDER BY asset_id, metric_id, ts, pri"), p)
+    session.execute(text(
+        "DELETE FROM telemetry_cold c WHERE c.day = :day AND (c.asset_id, c.metric_id) IN "
+        "(SELECT asset_id, metric_id FROM cold_merge)"), p)
+    session.execute(text(_ENCODE.format(src="cold_merge")), p)
+    return session.execute(text(f"SELECT count(*) FROM {rows} s"), p).scalar()
+
+
+def compact_day(session: Session, *, day: datetime) -> int:
+    """Move the hot partition of one UTC day into the cold tier; returns the readings moved. The
+    partition is emptied (not dropped: that needs a lock on the parent, `drop_compacted`) and
+    from then on refuses readings already in the cold tier."""
+    name = f"telemetry_p{day:%Y%m%d}"
+    # writers of that (old) day wait until the commit; readers go on
+    session.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))
+    ensure_month_partitions(session, table="telemetry_cold", start=day, end=day)
+    moved = _fold_into_cold(session, src=name, day=day)
+    session.execute(text(f"TRUNCATE {name}"))
+    session.execute(text(
+        f"CREATE OR REPLACE TRIGGER {name}_refuse_cold_duplicates BEFORE INSERT ON {name} "
+        "FOR EACH ROW EXECUTE FUNCTION telemetry_refuse_cold_duplicates()"))
+    return moved
+
+
+def drop_compacted(session: Session, *, day: datetime) -> int:
+    """Drop the (emptied) partition of a compacted day, folding into the cold tier any reading
+    that arrived for that day since; returns those readings."""
+    name = f"telemetry_p{day:%Y%m%d}"
+    _lock_timeout(session)
+    session.execute(text("LOCK TABLE telemetry IN ACCESS EXCLUSIVE MODE"))
+    late = _fold_into_cold(session, src=name, day=day)
+    session.execute(text(f"DROP TABLE {name}"))
+    return late
+
+
+def merge_late(session: Session, *, before: datetime) -> int:
+    """Fold the readings of telemetry_late older than `before` (days already compacted) into the
+    cold tier; returns how many."""
+    session.execute(text("LOCK TABLE telemetry_late IN SHARE MODE"))  # its writers wait; short
+    days = session.execute(text(
+        "SELECT DISTINCT date_trunc('day', ts, 'UTC') FROM telemetry_late WHERE ts < :b ORDER BY 1"), {"b": before}
+    ).scalars().all()
+    merged = 0
+    for day in days:
+        ensure_month_partitions(session, table="telemetry_cold", start=day, end=day)
+        merged += _fold_into_cold(session, src="telemetry_late", day=day)
+    if days:
+        session.execute(text("DELETE FROM telemetry_late WHERE ts < :b"), {"b": before})
+    return merged
+
+
+@dataclass
+class MaintenanceReport:
+    partitions_created: list[str] = field(default_factory=list)
+    partitions_dropped: list[str] = field(default_factory=list)
+    days_compacted: int = 0
+    points_compacted: int = 0
+    late_points_merged: int = 0
+    hours_rolled_up: int = 0
+    postponed: list[str] = field(default_factory=list)  # lock not obtained: next pass
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        return [
+            f"partitions created: {len(self.partitions_created)} {' '.join(self.partitions_created)}".rstrip(),
+            f"days compacted: {self.days_compacted} ({self.points_compacted:,} readings to the cold tier)",
+            f"late readings folded into the cold tier: {self.late_points_merged:,}",
+            f"hourly roll-up rows written: {self.hours_rolled_up:,}",
+            f"partitions dropped by retention: {len(self.partitions_dropped)} {' '.join(self.partitions_dropped)}".rstrip(),
+            *([f"postponed to the next pass (table busy): {', '.join(self.postponed)}"] if self.postponed else []),
+            f"done in {self.seconds:.1f} s",
+        ]
+
+
+def retention_targets(session: Session, *, now: datetime, telemetry_days: int, rollup_days: int) -> list[tuple[str, str]]:
+    """(parent, partition) pairs entirely older than the retention periods (0: keep forever)."""
+    out = []
+    if telemetry_days:
+        cutoff = day_start(now) - timedelta(days=telemetry_days)
+        out += [("telemetry", n) for d, n in sorted(day_partitions(session).items()) if d + timedelta(days=1) <= cutoff]
+        out += [("telemetry_cold", n) for m, n in sorted(month_partitions(session, table="telemetry_cold").items())
+                if next_month(m) <= cutoff]
+    if rollup_days:
+        cutoff = day_start(now) - timedelta(days=rollup_days)
+        out += [("telemetry_hourly", n) for m, n in sorted(month_partitions(session, table="telemetry_hourly").items())
+                if next_month(m) <= cutoff]
+    return out
+
+
+def drop_partition(session: Session, *, parent: str, name: str) -> None:
+    """Retention: drop one whole partition (never a DELETE of its rows)."""
+    _lock_timeout(session)
+    session.execute(text(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"))
+    session.execute(text(f"DROP TABLE IF EXISTS {name}"))
+
+
+def maintain(
+    *,
+    now: datetime,
+    hot_days: int,
+    telemetry_retention_days: int = 0,
+    rollup_retention_days: int = 0,
+    progress: bool = False,
+) -> MaintenanceReport | None:
+    """One maintenance pass; None when another pass holds the lock. Each step commits alone."""
+    from db.session import database_url, libpq_url, session_scope
+    from engine.rollup import roll_up
+
+    t0 = time.perf_counter()
+    report = MaintenanceReport()
+    with psycopg.connect(libpq_url(database_url()), autocommit=True) as lock_conn:
+        if not lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (MAINTENANCE_LOCK,)).fetchone()[0]:
+            log.info("another maintenance pass is running")
+            return None
+
+        def step(what: str, fn):
+            t = time.perf_counter()
+            try:
+                with session_scope() as s:
+                    return fn(s)
+            except OperationalError as exc:
+                if "lock timeout" not in str(exc) and "LockNotAvailable" not in type(exc.orig).__name__:
+                    raise
+                log.warning("maintenance step postponed (table busy)", extra={"step": what})
+                report.postponed.append(what)
+                return None
+            finally:
+                report.step_seconds[what] = round(time.perf_counter() - t, 3)
+
+        today = day_start(now)
+        report.partitions_created += step("create partitions", lambda s: ensure_day_partitions(
+            s, start=today - timedelta(days=hot_days), end=today + timedelta(days=AHEAD_DAYS))) or []
+        for table in ("telemetry_hourly", "telemetry_cold"):
+            report.partitions_created += step(f"create {table} partitions", lambda s, t=table: ensure_month_partitions(
+                s, table=t, start=now, end=next_month(month_start(now)))) or []
+
+        with session_scope() as s:
+            targets = retention_targets(s, now=now, telemetry_days=telemetry_retention_days,
+                                        rollup_days=rollup_retention_days)
+        for parent, name in targets:
+            if step(f"drop {name}", lambda s, p=parent, n=name: drop_partition(s, parent=p, name=n) or True):
+                report.partitions_dropped.append(name)
+        if telemetry_retention_days:
+            cutoff = today - timedelta(days=telemetry_retention_days)
+            step("retention of late readings", lambda s: s.execute(
+                text("DELETE FROM telemetry_late WHERE ts < :c"), {"c": cutoff}))
+
+        horizon = today - timedelta(days=hot_days)
+        with session_scope() as s:
+            days = [d for d in sorted(day_partitions(s)) if d + timedelta(days=1) <= horizon]
+        from tqdm import tqdm
+
+        for day in tqdm(days, desc="compacting days", unit="day", disable=not progress or len(days) < 2):
+            moved = step(f"compact {day:%Y-%m-%d}", lambda s, d=day: compact_day(s, day=d))
+            if moved is None:
+                continue
+            report.days_compacted += 1
+            report.points_compacted += moved
+            late = step(f"drop telemetry_p{day:%Y%m%d}", lambda s, d=day: drop_compacted(s, day=d))
+            report.points_compacted += late or 0
+        report.late_points_merged = step("fold late readings", lambda s: merge_late(s, before=horizon)) or 0
+        report.hours_rolled_up = step("roll-up", lambda s: roll_up(
+            s, now=now, retention_days=rollup_retention_days)) or 0
+        lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK,))
+    report.seconds = time.perf_counter() - t0
+    log.info("maintenance pass", extra={
+        "partitions_created": len(report.partitions_created), "dropped": len(report.partitions_dropped),
+        "days_compacted": report.days_compacted, "points_compacted": report.points_compacted,
+        "late_points": report.late_points_merged, "hours_rolled_up": report.hours_rolled_up,
+        "postponed": len(report.postponed), "seconds": round(report.seconds, 2)})
+    return report
