@@ -3,6 +3,7 @@ the maintenance pass (idempotent, killed with -9 and finished by the next pass).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from db.session import session_scope
 from engine.maintenance import day_partitions, ensure_day_partitions, maintain, month_partitions
-from ingest.telemetry import write_points
+from ingest.telemetry import AsyncWriter
 from tests.conftest import PROJECT
 from tests.engine.helpers import NOW, ids
 
@@ -49,9 +50,18 @@ def readings_of(pg, aid: int, mid: int, start: datetime, end: datetime) -> list[
                       (aid, mid, start, end)).fetchall()
 
 
-def store(pg, points) -> set | None:
-    with pg.transaction():
-        return write_points(pg, points)
+def store(pg, points) -> int:
+    """Write points through the application's writer (COPY, then the ON CONFLICT path on a
+    re-send); returns how many it stored."""
+    async def go() -> int:
+        writer = AsyncWriter(pg.info.dsn, connections=1)
+        await writer.start()
+        try:
+            return await writer.submit(list(points))
+        finally:
+            await writer.stop()
+
+    return asyncio.run(go())
 
 
 def irregular(aid: int, mid: int, start: datetime, n: int, step_s: float = 10.0, seed: int = 1) -> list[tuple]:
@@ -135,18 +145,18 @@ def test_a_late_reading_of_a_compacted_hour_is_stored_once_visible_and_rolled_up
     assert pg.execute("SELECT n, max FROM telemetry_hourly WHERE hour = %s", (hour,)).fetchone() == (360, 7.0)
 
     late = (aid, mid, hour + timedelta(seconds=5), 42.5)
-    assert store(pg, [late]) is None  # stored (the fast path: it was new)
+    assert store(pg, [late]) == 1
     assert (late[2], struct.pack(">d", 42.5)) in readings_of(pg, aid, mid, hour, hour + timedelta(hours=1))
-    assert store(pg, [late]) == set()  # re-sent while hot: stored once
+    assert store(pg, [late]) == 0  # re-sent while hot: stored once
     assert pg.execute("SELECT count(*) FROM telemetry_dirty_hours WHERE hour = %s", (hour,)).fetchone()[0] == 1
 
     maintain(now=NOW, hot_days=7)  # folds it into the cold tier, recomputes that hour
     assert pg.execute("SELECT n, max FROM telemetry_hourly WHERE hour = %s", (hour,)).fetchone() == (361, 42.5)
     assert pg.execute("SELECT count(*) FROM telemetry WHERE ts < %s", (day + timedelta(days=1),)).fetchone()[0] == 0
     # re-sent once it is cold, alone and mixed with a new reading: stored once, counted right
-    assert store(pg, [late]) == set()
+    assert store(pg, [late]) == 0
     new = (aid, mid, hour + timedelta(seconds=6), 1.5)
-    assert store(pg, [late, (aid, mid, hour, 99.0), new]) == {(aid, mid, new[2])}
+    assert store(pg, [late, (aid, mid, hour, 99.0), new]) == 1
     got = readings_of(pg, aid, mid, hour, hour + timedelta(hours=1))
     assert len(got) == 362 and len({ts for ts, _ in got}) == 362
     assert (hour, struct.pack(">d", 7.0)) in got  # the first value stays
@@ -176,8 +186,9 @@ def test_retention_drops_whole_partitions_and_never_alerts_work_orders_or_audit(
     store(pg, [(aid, mid, datetime(2025, 12, 20, 1, tzinfo=UTC), 2.0), (aid, mid, kept_day, 3.0)])
     policy = pg.execute("SELECT id FROM policies WHERE code = 'R3'").fetchone()[0]
     alert = pg.execute(
-        "INSERT INTO alerts (asset_id, policy_id, created_at, severity, status, message) "
-        "VALUES (%s, %s, %s, 'high', 'closed', 'old') RETURNING id", (aid, policy, old_day)).fetchone()[0]
+        "INSERT INTO alerts (asset_id, policy_id, created_at, started_at, severity, status, resolution, message) "
+        "VALUES (%s, %s, %s, %s, 'high', 'closed', 'dismissed', 'old') RETURNING id",
+        (aid, policy, old_day, old_day)).fetchone()[0]
     pg.execute("INSERT INTO work_orders (alert_id, asset_id, title, created_at, updated_at, status, priority, notes) "
                "VALUES (%s, %s, 'old', %s, %s, 'done', 1, '')", (alert, aid, old_day, old_day))
     pg.execute("INSERT INTO audit_trail (entity, entity_id, at, actor, action, comment) "
