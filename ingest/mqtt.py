@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -163,6 +164,9 @@ class Bridge:
         self.retry_s = retry_s
         self.loop: asyncio.AbstractEventLoop | None = None
         self._order: deque[tuple[mqtt.MQTTMessage, asyncio.Task, float]] = deque()
+        self._inbox: list[mqtt.MQTTMessage] = []  # from paho's thread, in arrival order
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
         self._wake = asyncio.Event()
         self._published: dict[int, asyncio.Future] = {}
         client.on_connect = self._on_connect
@@ -185,12 +189,25 @@ class Bridge:
         log.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self.loop.call_soon_threadsafe(self._receive, message)
+        # one wake-up of the loop for a burst of messages, not one each (a wake-up is a syscall)
+        with self._inbox_lock:
+            self._inbox.append(message)
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        self.loop.call_soon_threadsafe(self._receive_all)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.loop.call_soon_threadsafe(self._publish_done, mid)
 
     # the event loop
+    def _receive_all(self) -> None:
+        with self._inbox_lock:
+            messages, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for message in messages:
+            self._receive(message)
+
     def _receive(self, message: mqtt.MQTTMessage) -> None:
         self.metrics.messages.inc()
         self.metrics.pending.inc()
