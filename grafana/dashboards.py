@@ -156,18 +156,29 @@ def sites_overview() -> dash.Dashboard:
 
 # --- 2. Asset ------------------------------------------------------------------------------------
 
-# Raw readings up to 2 days of range; beyond, the hourly roll-up (a 30-day curve reads ~720 rows).
-CURVE = """
-    SELECT $__timeGroupAlias(t.ts, $__interval), m.name || ' (' || m.unit || ')' AS metric, avg(t.value) AS value
-    FROM telemetry t JOIN assets a ON a.id = t.asset_id JOIN metrics m ON m.id = t.metric_id
-    WHERE a.code = '$asset' AND m.name IN ($metric) AND $__timeFilter(t.ts)
-      AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= interval '2 days'
-    GROUP BY 1, 2
-    UNION ALL
-    SELECT $__timeGroupAlias(h.hour, $__interval), m.name || ' (' || m.unit || ')', sum(h.total) / sum(h.n)
-    FROM telemetry_hourly h JOIN assets a ON a.id = h.asset_id JOIN metrics m ON m.id = h.metric_id
-    WHERE a.code = '$asset' AND m.name IN ($metric) AND $__timeFilter(h.hour)
-      AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '2 days'
+# Up to 2 days of range, the raw readings; beyond, the hourly roll-up (a 30-day curve reads ~720
+# rows a metric) plus the raw readings after its last complete hour. The outer GROUP BY merges a
+# bucket that both parts touch (weighted by the number of readings).
+LONG_RANGE = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '2 days'"
+CURVE = f"""
+    WITH s AS (
+        SELECT a.id AS asset_id, m.id AS metric_id, m.name || ' (' || m.unit || ')' AS metric,
+               CASE WHEN {LONG_RANGE}
+                    THEN coalesce((SELECT max(h.hour) + interval '1 hour' FROM telemetry_hourly h
+                                   WHERE h.asset_id = a.id AND h.metric_id = m.id), '-infinity')
+                    ELSE '-infinity' END AS raw_from
+        FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types)
+        WHERE a.code = '$asset' AND m.name IN ($metric))
+    SELECT "time", metric, sum(total) / sum(n) AS value FROM (
+        SELECT $__timeGroupAlias(t.ts, $__interval), s.metric, sum(t.value) AS total, count(*) AS n
+        FROM s CROSS JOIN LATERAL (SELECT t.ts, t.value FROM telemetry t WHERE t.asset_id = s.asset_id
+                                   AND t.metric_id = s.metric_id AND $__timeFilter(t.ts) AND t.ts >= s.raw_from) t
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT $__timeGroupAlias(h.hour, $__interval), s.metric, sum(h.total), sum(h.n)
+        FROM s JOIN telemetry_hourly h ON h.asset_id = s.asset_id AND h.metric_id = s.metric_id
+        WHERE $__timeFilter(h.hour) AND {LONG_RANGE}
+        GROUP BY 1, 2) x
     GROUP BY 1, 2
     ORDER BY 1"""
 
@@ -213,7 +224,8 @@ def asset() -> dash.Dashboard:
                   WHERE a.code = '$asset' AND ($__timeFilter(w.created_at) OR w.status IN ('open', 'in_progress'))
                   ORDER BY w.created_at DESC LIMIT 200""", fmt="table")))
     return (base("m40-asset", "Équipement", "Courbes d'un équipement avec les seuils de ses règles, ses alertes et "
-                 "ses ordres de travail ; au-delà de 2 jours, les courbes lisent l'agrégat horaire.")
+                 "ses ordres de travail ; au-delà de 2 jours, les courbes lisent l'agrégat horaire (et les "
+                 "relevés des heures pas encore agrégées).")
             .with_variable(sql_variable("site", "Site", "SELECT code FROM sites ORDER BY code"))
             .with_variable(sql_variable("asset", "Équipement", """
                 SELECT a.code FROM assets a JOIN sites s ON s.id = a.site_id WHERE s.code = '$site' ORDER BY 1"""))

@@ -204,14 +204,22 @@ def test_the_asset_curves_carry_the_policy_thresholds(history, reader):
     assert {(r[1], r[2]) for r in rows} == {("R2 : > 7", 7.0)}
 
 
-def test_the_asset_curve_reads_the_hourly_roll_up_beyond_two_days(history, reader, pg):
+def test_the_asset_curve_reads_the_hourly_roll_up_beyond_two_days_and_the_hour_not_rolled_up(history, reader, pg):
     runner = Runner(load("asset.json"), reader, history)
     panel = next(p for p in runner.board["panels"] if p["title"] == "$metric")
     curve = next(t["rawSql"] for t in panel["targets"] if t["refId"] == "A")
     values = {"site": "CAS-S1", "asset": "CAS-S1-HVAC_1", "metric": "temp_supply_air"}
-    pg.execute("TRUNCATE telemetry")  # only the roll-up is left
-    assert runner.run(runner.sql(curve, values, *runner.range("now-30d")))[1]
-    assert runner.run(runner.sql(curve, values, *runner.range("now-6h")))[1] == []
+    last_rolled = pg.execute("SELECT max(hour) FROM telemetry_hourly").fetchone()[0]
+    # beyond 2 days, the roll-up answers for the hours it has: change the raw readings there
+    # and the curve does not move; the readings after its last hour come from telemetry
+    pg.execute("UPDATE telemetry SET value = -50 WHERE ts < %s", (last_rolled + timedelta(hours=1),))
+    pg.execute("UPDATE telemetry SET value = 1000 WHERE ts >= %s", (last_rolled + timedelta(hours=1),))
+    _, rows = runner.run(runner.sql(curve, values, *runner.range("now-30d")))
+    assert len(rows) > 100 and all(15 < r[2] < 25 for r in rows if r[0] < last_rolled.timestamp())
+    assert rows[-1][0] >= (last_rolled + timedelta(hours=1)).timestamp() and rows[-1][2] == 1000
+    # within 2 days, the raw readings
+    _, rows = runner.run(runner.sql(curve, values, *runner.range("now-6h")))
+    assert rows and {r[2] for r in rows if r[0] < last_rolled.timestamp()} == {-50}
 
 
 def test_the_alerts_dashboard_runs_and_filters(history, reader):
