@@ -2,7 +2,10 @@
 
 Leadership is a PostgreSQL session advisory lock held on a dedicated connection: a second
 instance is a standby that tries the lock at every tick and takes over as soon as the active
-one's connection dies (process killed, server restarted, network cut).
+one's connection dies (process killed, server restarted, network cut). While the database is
+unreachable every tick fails fast (connect timeout, keepalives) and logs one warning; the first
+tick after it returns re-acquires the lock (or a standby's does), so evaluation resumes within
+two intervals without a restart.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import UTC, datetime
 import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from db.session import database_url, libpq_url, session_scope
+from db.session import connect_args, database_url, is_database_down, libpq_url, session_scope
 from db.settings import get_settings
 from engine.evaluate import EvaluationResult, evaluate_all
 from engine.maintenance import maintain
@@ -34,27 +37,34 @@ class Leadership:
         self._dsn = dsn
         self._name = name
         self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()  # the evaluation and maintenance jobs both ask
 
     def ensure(self) -> bool:
         """True while this instance holds the lock (checked on the live connection)."""
-        try:
-            if self._conn is not None and not self._conn.closed:
-                self._conn.execute("SELECT 1")
+        with self._lock:
+            try:
+                if self._conn is not None and not self._conn.closed:
+                    self._conn.execute("SELECT 1")
+                    return True
+            except psycopg.Error:
+                log.warning("lost the scheduler lock: connection died")
+                self._close()
+            try:
+                conn = psycopg.connect(self._dsn, autocommit=True, application_name=self._name, **connect_args())
+            except psycopg.Error as exc:
+                log.warning("database unreachable: %s", exc)
+                return False
+            try:
+                held = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+            except psycopg.Error as exc:
+                log.warning("database unreachable: %s", exc)
+                held = False
+            if held:
+                self._conn = conn
+                log.info("became the active scheduler")
                 return True
-        except psycopg.Error:
-            log.warning("lost the scheduler lock: connection died")
-            self._close()
-        try:
-            conn = psycopg.connect(self._dsn, autocommit=True, application_name=self._name)
-        except psycopg.Error as exc:
-            log.warning("database unreachable: %s", exc)
+            conn.close()
             return False
-        if conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-            self._conn = conn
-            log.info("became the active scheduler")
-            return True
-        conn.close()
-        return False
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -82,6 +92,14 @@ def run_once(*, now: datetime | None = None, source: str = "scheduler") -> Evalu
     return result
 
 
+def _log_failure(what: str, exc: Exception) -> None:
+    if is_database_down(exc):
+        log.warning("%s skipped: database unavailable; the next run will try again", what,
+                    extra={"error": type(exc).__name__})
+    else:
+        log.exception("%s failed; the next run will try again", what)
+
+
 def serve() -> None:
     """Run until SIGTERM/SIGINT: evaluate every RULES_INTERVAL_S while holding the lock."""
     settings = get_settings()
@@ -99,13 +117,13 @@ def serve() -> None:
         standby_logged.clear()
         try:
             run_once()
-        except Exception:  # noqa: BLE001 - one failed run must not stop the next
-            log.exception("rule evaluation failed; the next run will try again")
+        except Exception as exc:  # noqa: BLE001 - one failed run must not stop the next
+            _log_failure("rule evaluation", exc)
         try:
             with session_scope() as session:
                 roll_up(session, now=datetime.now(UTC), retention_days=settings.rollup_retention_days)
-        except Exception:  # noqa: BLE001
-            log.exception("telemetry roll-up failed; the next run will try again")
+        except Exception as exc:  # noqa: BLE001
+            _log_failure("telemetry roll-up", exc)
 
     scheduler.add_job(
         tick, "interval", seconds=settings.rules_interval_s, id="evaluate", coalesce=True, max_instances=1,
@@ -119,8 +137,8 @@ def serve() -> None:
             maintain(now=datetime.now(UTC), hot_days=settings.telemetry_hot_days,
                      telemetry_retention_days=settings.telemetry_retention_days,
                      rollup_retention_days=settings.rollup_retention_days)
-        except Exception:  # noqa: BLE001 - the next pass finishes the work
-            log.exception("storage maintenance failed; the next pass will try again")
+        except Exception as exc:  # noqa: BLE001 - the next pass finishes the work
+            _log_failure("storage maintenance", exc)
 
     scheduler.add_job(
         maintenance_tick, "interval", seconds=settings.maintenance_interval_s, id="maintain", coalesce=True,

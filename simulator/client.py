@@ -212,7 +212,7 @@ class Gateway:
         for i in sorted(bad):
             reading = items[i][1]
             log.error("reading refused by the API (HTTP %s: %s), not retried", r.status_code, body.get("detail"),
-                      extra={"asset_code": reading.get("asset_code"), "timestamp": reading.get("timestamp")})
+                      extra={"asset_code": reading.get("asset_code"), "reading_ts": reading.get("timestamp")})
         self.buffer.remove([items[i][0] for i in bad])
         self.rejected += len(bad)
         return 0

@@ -87,10 +87,10 @@ def run(settings: Settings, *, stop: threading.Event, sites: int | None = None, 
             ts = datetime.now(UTC)
             reading = fleet.reading(asset, ts, watcher.current.get(asset["code"], []))
             if reading is None:
-                log.debug("dropout", extra={"asset_code": asset["code"], "timestamp": ts.isoformat()})
+                log.debug("dropout", extra={"asset_code": asset["code"], "reading_ts": ts.isoformat()})
             else:
                 gw.send(reading)
-                log.debug("reading taken", extra={"asset_code": asset["code"], "timestamp": reading["timestamp"],
+                log.debug("reading taken", extra={"asset_code": asset["code"], "reading_ts": reading["timestamp"],
                                                   "points": len(reading["metrics"])})
         tick += 1
         next_tick += interval

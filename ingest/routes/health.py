@@ -19,6 +19,7 @@ def health() -> JSONResponse:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure to answer is "down"
-        return JSONResponse({"status": "degraded", "database": f"unreachable: {type(exc).__name__}",
-                             "down": ["database"]}, status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse({"status": "degraded", "detail": "database unavailable; retry later",
+                             "database": f"unreachable: {type(exc).__name__}", "down": ["database"]},
+                            status_code=503, headers={"Retry-After": "2"})
     return JSONResponse({"status": "ok", "database": "ok", "down": []})
