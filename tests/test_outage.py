@@ -13,13 +13,14 @@ stopping it leaves the other tests' server alone.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -146,25 +147,54 @@ def example(schema: dict, components: dict):
     return {"string": "probe", "integer": 1, "number": 0.5, "boolean": True, "array": []}.get(kind)
 
 
-def probes(api: str) -> list[tuple[str, str, dict | None]]:
-    """Every operation of the API's own schema, with ids 1 and a body it accepts."""
+def parameter(schema: dict, components: dict, name: str):
+    """A valid value of a path or query parameter."""
+    fmt = schema.get("format") or next((s.get("format") for s in schema.get("anyOf", []) if s.get("format")), None)
+    month = "02" if name in ("to", "end", "until") else "01"  # a range that ends after it starts
+    if fmt == "date-time":
+        return f"2026-{month}-01T00:00:00Z"
+    if fmt == "date":
+        return f"2026-{month}-01"
+    if name == "metric":
+        return "run_hours"
+    value = example(schema, components)
+    return 1 if value is None else value
+
+
+def probes(api: str) -> list[tuple[str, str, dict, dict | None]]:
+    """Every operation of the API's own schema, with ids 1, its required query parameters and a
+    body it accepts."""
     spec = httpx.get(api + "/openapi.json").json()
     components = spec.get("components", {}).get("schemas", {})
     out = []
     for template, ops in spec["paths"].items():
-        path = template
-        for p in ("alert_id", "workorder_id", "fault_id", "site_id", "asset_id"):
-            path = path.replace("{" + p + "}", "1")
-        path = path.replace("{metric}", "run_hours")
         for method, op in ops.items():
+            path, query = template, {}
+            for p in op.get("parameters", []):
+                if p["in"] == "path":
+                    path = path.replace("{" + p["name"] + "}", str(parameter(p["schema"], components, p["name"])))
+                elif p["in"] == "query" and p.get("required"):
+                    query[p["name"]] = parameter(p["schema"], components, p["name"])
             body = None
             if "requestBody" in op:
                 body = BODIES.get(template)
                 if body is None:
                     schema = next(iter(op["requestBody"]["content"].values()))["schema"]
                     body = example(schema, components)
-            out.append((method.upper(), path, body))
+            out.append((method.upper(), path, query, body))
     return out
+
+
+def signed(secret: str, path: str, body) -> dict:
+    """Request arguments: JSON, and for the GMAO's inbound calls a fresh Standard Webhooks
+    signature (they carry no API key), so the probe reaches the database."""
+    if "/integrations/gmao/" not in path:
+        return {"json": body}
+    from engine.relay import signed_headers
+
+    raw = json.dumps(body)
+    headers = signed_headers(secret=secret, webhook_id=f"probe-{time.monotonic_ns()}", body=raw, now=datetime.now(UTC))
+    return {"content": raw.encode(), "headers": headers}
 
 
 def lock_holder(dsn: str) -> str | None:
@@ -194,8 +224,9 @@ def test_the_platform_survives_a_database_outage(server, tmp_path):
     dsn = libpq_url(url)
     port = free_port()
     api = f"http://127.0.0.1:{port}"
+    secret = "whsec_" + base64.b64encode(b"outage-test-webhook-secret!!").decode()
     env = dict(os.environ, DATABASE_URL=url, INGEST_API_KEY=API_KEY, LOG_FORMAT="json", LOG_LEVEL="INFO",
-               INGEST_API_KEYS="", OPERATOR_API_KEYS="", API_READS_REQUIRE_KEY="false")
+               INGEST_API_KEYS="", OPERATOR_API_KEYS="", API_READS_REQUIRE_KEY="false", WEBHOOK_SECRET=secret)
     subprocess.run([sys.executable, "-m", "db", "upgrade"], cwd=PROJECT, env=env, check=True, capture_output=True)
     procs = Processes(tmp_path, env)
     try:
@@ -224,9 +255,9 @@ def test_the_platform_survives_a_database_outage(server, tmp_path):
         h = httpx.Client(base_url=api, headers={"X-API-Key": API_KEY}, timeout=10)
         slow, wrong = [], []
         for _ in range(2):  # twice: the first round meets the pools' dead connections, the second none
-            for method, path, body in routes:
+            for method, path, query, body in routes:
                 start = time.monotonic()
-                r = h.request(method, path, json=body)
+                r = h.request(method, path, params=query, **signed(secret, path, body))
                 elapsed = time.monotonic() - start
                 if elapsed >= 2.0:
                     slow.append((method, path, round(elapsed, 2)))
