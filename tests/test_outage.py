@@ -16,9 +16,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,8 +78,17 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("outage") / "pgdata")
+def workdir() -> Path:
+    """A folder of this test's own (pytest's numbered temporary folders are pruned by concurrent
+    pytest runs, which a server's data must survive)."""
+    path = Path(tempfile.mkdtemp(prefix="m40-outage-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def server(workdir):
+    s = Server(workdir / "pgdata")
     yield s
     s.start()  # whatever happened, leave it running so the handle's cleanup stops it cleanly
     s.close()
@@ -217,7 +228,8 @@ def log_events(log: Path, event: str) -> list[dict]:
     return out
 
 
-def test_the_platform_survives_a_database_outage(server, tmp_path):
+def test_the_platform_survives_a_database_outage(server, workdir):
+    tmp_path = workdir
     from db.session import libpq_url
 
     url = _db_url(server)
