@@ -23,15 +23,17 @@ test: $(STAMP) tools
 
 ## Debian's chromium for the browser tests (test tools cannot download their own browser here),
 ## Debian's caddy, to run the deployment's Caddyfile in a test, and Debian's mosquitto, to run
-## deploy/mosquitto/mosquitto.conf under the MQTT tests
+## deploy/mosquitto/mosquitto.conf under the MQTT tests, and Debian's PostgreSQL (15 on Debian 12),
+## an older server the backup of the embedded one (18) must restore into
 tools:
 	@command -v chromium >/dev/null 2>&1 && command -v caddy >/dev/null 2>&1 && \
-	  { command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || { \
-	  echo "installing Debian's chromium, caddy and mosquitto for the tests"; \
+	  { command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } && \
+	  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium, caddy, mosquitto and postgresql (an older server for the restore test)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium fonts-noto-color-emoji caddy mosquitto >/dev/null && \
-	  { $$SUDO systemctl disable --now caddy mosquitto >/dev/null 2>&1 || true; }; }  # the tests start their own
+	    chromium fonts-noto-color-emoji caddy mosquitto postgresql >/dev/null && \
+	  { $$SUDO systemctl disable --now caddy mosquitto postgresql >/dev/null 2>&1 || true; }; }  # the tests start their own
 
 ## make bench: every benchmark (prints figures; see docs/performance.md)
 bench: $(STAMP)

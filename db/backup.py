@@ -71,12 +71,15 @@ def backup(file: str | Path, *, url: str | None = None) -> str:
     return f"backup written: {file} ({size / 1e6:.1f} MB, pg_dump {_tool_major(pg_dump)}, server {major})"
 
 
-def restore_script(file: str | Path, *, server_major_version: int) -> str:
+def restore_script(file: str | Path, *, server_major_version: int, acl: bool = True) -> str:
     """The archive as an SQL script for psql, without the settings the server does not know."""
-    out = subprocess.run(
-        [str(embedded_bin_dir() / "pg_restore"), "--no-owner", "--no-acl", "--file", "-", str(file)],
-        check=True, capture_output=True, text=True,
-    ).stdout
+    done = subprocess.run(
+        [str(embedded_bin_dir() / "pg_restore"), "--no-owner", *([] if acl else ["--no-acl"]), "--file", "-", str(file)],
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"not a readable backup, nothing changed: {done.stderr.strip()[-500:]}")
+    out = done.stdout
     unknown = [s for s, since in _SERVER_ONLY_FROM.items() if server_major_version < since]
     if unknown:
         pattern = re.compile(rf"^SET ({'|'.join(unknown)}) = .*;$", re.M)
@@ -98,6 +101,13 @@ def restore(file: str | Path, *, force: bool = False, url: str | None = None) ->
         raise InvalidInput(f"the database already has {tables} tables: restore into an empty database, "
                            "or pass --force to replace them", field="force")
     script = restore_script(file, server_major_version=major)
+    # Grants name server-wide roles (grafana_reader): kept when they exist here, else left out
+    roles = set(re.findall(r"^(?:GRANT|REVOKE) .* (?:TO|FROM) ([\w\"]+);$", script, re.M)) - {"PUBLIC"}
+    with psycopg.connect(dsn) as conn:
+        missing = sorted(r for r in roles if not conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (r.strip('"'),)).fetchone())
+    if missing:
+        script = restore_script(file, server_major_version=major, acl=False)
     prelude = "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;\n" if tables else ""
     done = subprocess.run(
         [str(embedded_bin_dir() / "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
@@ -106,4 +116,5 @@ def restore(file: str | Path, *, force: bool = False, url: str | None = None) ->
     )
     if done.returncode != 0:
         raise RuntimeError(f"restore failed, nothing changed: {done.stderr.strip()[-2000:]}")
-    return f"restored {file} into PostgreSQL {major}"
+    note = f" (grants left out: roles {', '.join(missing)} do not exist on this server)" if missing else ""
+    return f"restored {file} into PostgreSQL {major}{note}"

@@ -3,32 +3,15 @@ arrivals trigger of 0005 recreated on the partitioned table, firing for INSERT a
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
-from db.session import libpq_url, normalize_url
+from db.session import libpq_url
 from db.upgrade import ALEMBIC_INI
-
-@pytest.fixture
-def scratch_db(database_url: str) -> Iterator[str]:
-    """An empty database on the test server, dropped afterwards."""
-    name = f"m40_migration_{os.getpid()}"
-    admin = libpq_url(database_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = normalize_url(make_url(normalize_url(admin)).set(database=name).render_as_string(hide_password=False))
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrate(url: str, revision: str) -> None:
