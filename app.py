@@ -18,7 +18,7 @@ PAGES = [
     st.Page("pages/alerts.py", title=t("nav_alerts"), icon="🚨"),
     st.Page("pages/workorders.py", title=t("nav_workorders"), icon="🧰"),
     st.Page("pages/kpis.py", title=t("nav_kpis"), icon="📊"),
-    st.Page("pages/simulator.py", title=t("nav_simulator"), icon="🎛️"),
+    st.Page("pages/simulator_control.py", title=t("nav_simulator"), icon="🎛️", url_path="simulator"),
 ]
 page = st.navigation(PAGES, position="hidden")  # the menu below, under the language choice
 

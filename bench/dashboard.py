@@ -96,11 +96,10 @@ def main() -> None:
         print(f"loaded {readings:,} readings in {time.perf_counter() - t:.0f} s")
 
         from db import queries
+        from db.queries import asset_statuses, site_rollup
         from db.session import session_scope
         from engine.evaluate import evaluate_all
-        from engine.status import asset_statuses, site_rollup
-        from simulator.faults import list_faults
-
+        from engine.faults import list_faults
         from engine.rollup import roll_up
 
         t = time.perf_counter()
@@ -109,9 +108,9 @@ def main() -> None:
         print(f"hourly roll-up of the month: {rolled:,} rows in {time.perf_counter() - t:.1f} s")
         with session_scope() as s:
             evaluate_all(s, now=NOW, source="bench")
-            site = queries.list_sites(s)[0]["id"]
-            elevator = next(a["id"] for a in queries.list_assets(s, site_id=site) if a["code"] == "CAS-S1-ELEVATOR_1")
-            other = next(a["id"] for a in queries.list_assets(s, site_id=site) if a["code"] == "CAS-S1-HVAC_1")
+            assets = {a["code"]: a for a in asset_statuses(s, now=NOW)}
+            site = assets["CAS-S1-ELEVATOR_1"]["site_id"]
+            elevator, other = assets["CAS-S1-ELEVATOR_1"]["id"], assets["CAS-S1-HVAC_1"]["id"]
 
         def call(fn):
             def run():

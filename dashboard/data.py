@@ -12,8 +12,8 @@ from db.session import session_scope
 from engine import alerts as alert_service
 from engine import audit, workorders
 from engine.evaluate import evaluate_all
-from engine.status import asset_statuses, site_rollup
-from simulator import faults as fault_service
+from db.queries import asset_statuses, site_rollup
+from engine import faults as fault_service
 
 TTL = 5  # seconds
 

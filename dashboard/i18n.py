@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.numbers import number as core_number
+
 FR = {
     "app_title": "Maintenance 4.0 — Casanearshore",
     "nav_overview": "Vue d'ensemble", "nav_site": "Site", "nav_asset": "Équipement", "nav_alerts": "Alertes",
@@ -129,17 +131,9 @@ def ago(seconds: float) -> str:
     return f"{s // 86400} {day}"
 
 
-def number(value: float | None, unit: str = "", digits: int = 1) -> str:
-    """A number the French way (19,4 °C; 100 000 cycles) or the English way."""
-    if value is None:
-        return "—"
-    if abs(value) >= 1000:
-        txt = f"{value:,.0f}"
-        txt = txt.replace(",", "\u202f") if lang() == "fr" else txt
-    else:
-        txt = f"{value:.{digits}f}"
-        txt = txt.replace(".", ",") if lang() == "fr" else txt
-    return f"{txt} {unit}".strip()
+def number(value: float | None, unit: str = "", digits: int | None = 1) -> str:
+    """A number in the chosen language (19,4 °C; 100 000 cycles), by the one formatter."""
+    return core_number(value, unit, lang=lang(), digits=digits)
 
 
 # --- KPIs, GMAO integration, CSV downloads (issue 15) -----------------------------------------

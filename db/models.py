@@ -72,6 +72,8 @@ class AlertStatus(StrEnum):
     OPEN = "open"
     ACK = "ack"
     CLOSED = "closed"
+    # live: someone still has to act (at most one per asset and policy; counted by statuses)
+    LIVE = enum.nonmember((OPEN, ACK))
 
 
 class Resolution(StrEnum):
@@ -87,6 +89,8 @@ class WorkOrderStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"
     CANCELLED = "cancelled"
+    # active: still to be done (counted as open work orders, listed by default)
+    ACTIVE = enum.nonmember((OPEN, IN_PROGRESS))
 
 
 class FaultKind(StrEnum):
@@ -417,7 +421,7 @@ class Alert(Base):
             "asset_id",
             "policy_id",
             unique=True,
-            postgresql_where=text("status IN ('open', 'ack')"),
+            postgresql_where=text("status IN (" + ", ".join(f"'{s}'" for s in AlertStatus.LIVE) + ")"),
         ),
         Index("ix_alerts_status_created", "status", "created_at"),
         Index("ix_alerts_asset_policy_started", "asset_id", "policy_id", "started_at"),

@@ -9,37 +9,22 @@ from sqlalchemy import Select, and_, case, func, select, text, true
 from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput, NotFound
-from db.models import PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Metric, Policy, Site, Telemetry, WorkOrder
-
-LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
-
-
-def list_sites(session: Session) -> list[dict]:
-    """Every site with its asset count and live (open or ack) alerts by severity."""
-    n_assets = select(func.count()).where(Asset.site_id == Site.id).scalar_subquery()
-    counts = (
-        select(Asset.site_id, Alert.severity, func.count().label("n"))
-        .join(Alert, Alert.asset_id == Asset.id)
-        .where(Alert.status.in_(LIVE))
-        .group_by(Asset.site_id, Alert.severity)
-    )
-    by_site: dict[int, dict[str, int]] = {}
-    for site_id, severity, n in session.execute(counts):
-        by_site.setdefault(site_id, {})[severity] = n
-    rows = session.execute(select(Site, n_assets.label("assets")).order_by(Site.code)).all()
-    return [
-        {
-            "id": s.id,
-            "code": s.code,
-            "name": s.name,
-            "city": s.city,
-            "latitude": s.latitude,
-            "longitude": s.longitude,
-            "assets": n,
-            "open_alerts": {sev: by_site.get(s.id, {}).get(sev, 0) for sev in ("high", "medium", "low")},
-        }
-        for s, n in rows
-    ]
+from db.models import (
+    PRIORITY_BY_SEVERITY,
+    Alert,
+    AlertStatus,
+    Asset,
+    Metric,
+    Policy,
+    Severity,
+    Site,
+    Telemetry,
+    WorkOrder,
+    WorkOrderStatus,
+)
+# The English policy titles arrive with migration 0005 (issue 10); until then, the French ones.
+POLICY_TITLE_EN = getattr(Policy, "title_en", Policy.title)
+_POLICY_EN = "p.title_en, p.description_en" if hasattr(Policy, "title_en") else "p.title, p.description"
 
 
 def get_site(session: Session, *, site_id: int) -> Site:
@@ -58,50 +43,139 @@ def get_asset(session: Session, *, asset_id: int) -> Asset:
     return asset
 
 
-def last_values(session: Session, *, asset_ids: list[int]) -> dict[int, dict[str, tuple[datetime, float]]]:
+# --- the status read model (PRODUCT.md §Asset status): SQL does the counting --------------------
+
+NEAR_MARGIN = 0.10  # "watch": the last evaluated value within 10 % of its threshold, on the firing side
+SEVERITIES = tuple(s.value for s in sorted(Severity, key=lambda s: PRIORITY_BY_SEVERITY[s]))  # high first
+ASSET_STATUSES = ("ok", "watch", "alert", "no_data")
+
+# A policy's last value near its threshold without satisfying it (e: policy_evaluations, p: policies).
+_NEAR = """coalesce(CASE p.condition
+    WHEN '>'  THEN e.value <= p.threshold AND e.value >= p.threshold - abs(p.threshold) * :margin
+    WHEN '>=' THEN e.value <  p.threshold AND e.value >= p.threshold - abs(p.threshold) * :margin
+    WHEN '<'  THEN e.value >= p.threshold AND e.value <= p.threshold + abs(p.threshold) * :margin
+    WHEN '<=' THEN e.value >  p.threshold AND e.value <= p.threshold + abs(p.threshold) * :margin
+    END, false)"""
+
+# One row per asset (of one site, or all with :site_id NULL): last reading, live alerts by
+# severity, near a threshold, and its status — alert: a live medium/high alert; no_data: nothing
+# for more than 3 x the cadence; watch: only low alerts, or near a threshold; ok otherwise.
+_ASSET_STATUS = f"""
+WITH scope AS (
+    SELECT a.* FROM assets a WHERE CAST(:site_id AS integer) IS NULL OR a.site_id = :site_id),
+seen AS (
+    SELECT a.id AS asset_id, max(l.ts) AS last_seen
+    FROM scope a JOIN metrics m ON a.type = ANY(m.asset_types)
+    CROSS JOIN LATERAL (SELECT t.ts FROM telemetry t WHERE t.asset_id = a.id AND t.metric_id = m.id
+                        ORDER BY t.ts DESC LIMIT 1) l
+    GROUP BY a.id),
+live AS (
+    SELECT asset_id, {", ".join(f"count(*) FILTER (WHERE severity = '{s}') AS {s}" for s in SEVERITIES)}
+    FROM alerts WHERE status = ANY(:live) GROUP BY asset_id),
+near AS (
+    SELECT e.asset_id, bool_or({_NEAR}) AS near
+    FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id WHERE p.enabled GROUP BY e.asset_id),
+status AS (
+    SELECT a.id, a.code, a.name, a.type, a.site_id, s.code AS site_code, s.name AS site_name, seen.last_seen,
+           {", ".join(f"coalesce(live.{s}, 0) AS {s}" for s in SEVERITIES)},
+           CASE WHEN coalesce(live.high, 0) + coalesce(live.medium, 0) > 0 THEN 'alert'
+                WHEN seen.last_seen IS NULL
+                  OR seen.last_seen < :now - make_interval(secs => 3 * a.expected_cadence_s) THEN 'no_data'
+                WHEN coalesce(live.low, 0) > 0 OR coalesce(near.near, false) THEN 'watch'
+                ELSE 'ok' END AS status
+    FROM scope a JOIN sites s ON s.id = a.site_id
+    LEFT JOIN seen ON seen.asset_id = a.id LEFT JOIN live ON live.asset_id = a.id
+    LEFT JOIN near ON near.asset_id = a.id)
+"""
+
+
+def _status_params(now: datetime, site_id: int | None) -> dict:
+    return {"now": now, "site_id": site_id, "live": list(AlertStatus.LIVE), "margin": NEAR_MARGIN}
+
+
+def last_values(session: Session, *, asset_ids: list[int]) -> dict[int, dict[str, float]]:
     """The latest value of every metric of the given assets (one index probe per pair)."""
     if not asset_ids:
         return {}
     latest = (
-        select(Telemetry.ts, Telemetry.value)
+        select(Telemetry.value)
         .where(Telemetry.asset_id == Asset.id, Telemetry.metric_id == Metric.id)
         .order_by(Telemetry.ts.desc())
         .limit(1)
         .lateral()
     )
     q = (
-        select(Asset.id, Metric.name, latest.c.ts, latest.c.value)
+        select(Asset.id, Metric.name, latest.c.value)
         .join(Metric, Metric.asset_types.any(Asset.type))
         .join(latest, true())
         .where(Asset.id.in_(asset_ids))
+        .order_by(Asset.id, Metric.name)
     )
-    out: dict[int, dict[str, tuple[datetime, float]]] = {}
-    for aid, name, ts, value in session.execute(q):
-        out.setdefault(aid, {})[name] = (ts, value)
+    out: dict[int, dict[str, float]] = {}
+    for aid, name, value in session.execute(q):
+        out.setdefault(aid, {})[name] = value
     return out
 
 
-def list_assets(session: Session, *, site_id: int) -> list[dict]:
-    """The assets of a site with their last values."""
-    site = get_site(session, site_id=site_id)
-    assets = session.scalars(select(Asset).where(Asset.site_id == site_id).order_by(Asset.code)).all()
-    values = last_values(session, asset_ids=[a.id for a in assets])
-    out = []
-    for a in assets:
-        v = values.get(a.id, {})
-        out.append(
-            {
-                "id": a.id,
-                "code": a.code,
-                "name": a.name,
-                "type": a.type,
-                "site_id": site.id,
-                "site_code": site.code,
-                "last_seen": max((ts for ts, _ in v.values()), default=None),
-                "last_values": {name: val for name, (_, val) in sorted(v.items())},
-            }
-        )
+def policy_evaluations(session: Session, *, asset_ids: list[int]) -> dict[int, list[dict]]:
+    """The last evaluation of every enabled policy of the given assets: value against threshold,
+    firing, near (the same test as the status)."""
+    if not asset_ids:
+        return {}
+    rows = session.execute(text(
+        f"SELECT e.asset_id, p.code, p.title, p.description, {_POLICY_EN}, m.name, m.unit, p.rule_type, p.condition, p.threshold, "
+        f"e.value, e.points, e.evaluated_at, e.firing, {_NEAR} AS near "
+        "FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id JOIN metrics m ON m.id = p.metric_id "
+        "WHERE e.asset_id = ANY(:ids) AND p.enabled ORDER BY e.asset_id, p.code"
+    ), {"ids": asset_ids, "margin": NEAR_MARGIN})
+    out: dict[int, list[dict]] = {}
+    for (aid, code, title, description, title_en, description_en, metric, unit, rule_type, condition, threshold,
+         value, points, at, firing, near) in rows:
+        out.setdefault(aid, []).append(
+            {"policy_code": code, "title": title, "title_en": title_en or title, "description": description,
+             "description_en": description_en or description, "metric": metric, "unit": unit,
+             "rule_type": rule_type, "condition": condition, "threshold": threshold, "value": value,
+             "points": points, "evaluated_at": at, "firing": firing, "near": near})
     return out
+
+
+def asset_statuses(session: Session, *, now: datetime, site_id: int | None = None) -> list[dict]:
+    """Every asset (of a site) with its status, last values, live alerts and policy evaluations."""
+    rows = session.execute(text(_ASSET_STATUS + "SELECT * FROM status ORDER BY site_code, code"),
+                           _status_params(now, site_id)).mappings().all()
+    ids = [r["id"] for r in rows]
+    values = last_values(session, asset_ids=ids)
+    evaluations = policy_evaluations(session, asset_ids=ids)
+    return [
+        {"id": r["id"], "code": r["code"], "name": r["name"], "type": r["type"], "site_id": r["site_id"],
+         "site_code": r["site_code"], "site_name": r["site_name"], "status": r["status"],
+         "last_seen": r["last_seen"], "last_values": values.get(r["id"], {}),
+         "evaluations": evaluations.get(r["id"], []), "live_alerts": sum(r[s] for s in SEVERITIES),
+         "live_alerts_by_severity": {s: r[s] for s in SEVERITIES}}
+        for r in rows
+    ]
+
+
+def site_rollup(session: Session, *, now: datetime) -> list[dict]:
+    """Per site: live alerts by severity, assets by status, open work orders; at-risk sites first."""
+    severities = ", ".join(f"coalesce(sum(st.{s}), 0)::int AS {s}" for s in SEVERITIES)
+    statuses = ", ".join(f"count(st.id) FILTER (WHERE st.status = '{s}') AS {s}" for s in ASSET_STATUSES)
+    sql = _ASSET_STATUS + f"""
+    SELECT s.id, s.code, s.name, s.city, s.latitude, s.longitude, count(st.id) AS assets, {severities}, {statuses},
+           (SELECT count(*) FROM work_orders w JOIN assets a ON a.id = w.asset_id
+            WHERE a.site_id = s.id AND w.status = ANY(:active)) AS open_work_orders,
+           max(st.last_seen) AS last_seen
+    FROM sites s LEFT JOIN status st ON st.site_id = s.id
+    GROUP BY s.id
+    ORDER BY coalesce(sum(st.high), 0) + coalesce(sum(st.medium), 0) = 0, high DESC, medium DESC, low DESC, s.code"""
+    rows = session.execute(text(sql), {**_status_params(now, None), "active": list(WorkOrderStatus.ACTIVE)})
+    return [
+        {"id": r["id"], "code": r["code"], "name": r["name"], "city": r["city"], "latitude": r["latitude"],
+         "longitude": r["longitude"], "assets": r["assets"], "open_alerts": {s: r[s] for s in SEVERITIES},
+         "assets_by_status": {s: r[s] for s in ASSET_STATUSES}, "open_work_orders": r["open_work_orders"],
+         "at_risk": r["high"] + r["medium"] > 0, "last_seen": r["last_seen"]}
+        for r in rows.mappings()
+    ]
 
 
 def metrics_of_type(session: Session, *, asset_type: str) -> list[Metric]:
@@ -249,6 +323,8 @@ def _alerts_query() -> Select:
             Site.code.label("site_code"),
             Policy.code.label("policy_code"),
             Policy.title.label("title"),
+            POLICY_TITLE_EN.label("title_en"),
+            func.count().over().label("total"),  # before LIMIT: how many match in all
         )
         .join(Asset, Asset.id == Alert.asset_id)
         .join(Site, Site.id == Asset.site_id)
@@ -265,6 +341,8 @@ def _alert_dict(row) -> dict:
         "site_code": row.site_code,
         "policy_code": row.policy_code,
         "title": row.title,
+        "title_en": row.title_en or row.title,
+        "total": row.total,
         "created_at": a.created_at,
         "severity": a.severity,
         "status": a.status,
@@ -316,7 +394,7 @@ def alerts_to_handle(session: Session, *, site_id: int | None = None, limit: int
         .add_columns(WorkOrder.id.label("wo_id"), WorkOrder.status.label("wo_status"),
                      WorkOrder.assigned_to.label("wo_assigned_to"))
         .outerjoin(WorkOrder, WorkOrder.alert_id == Alert.id)
-        .where(Alert.status.in_([AlertStatus.OPEN.value, AlertStatus.ACK.value]))
+        .where(Alert.status.in_(AlertStatus.LIVE))
     )
     if site_id is not None:
         q = q.where(Asset.site_id == site_id)
@@ -335,9 +413,13 @@ def get_alert_row(session: Session, *, alert_id: int) -> dict:
 
 def _workorders_query() -> Select:
     return (
-        select(WorkOrder, Asset.code.label("asset_code"), Site.code.label("site_code"))
+        select(WorkOrder, Asset.code.label("asset_code"), Asset.type.label("asset_type"),
+               Site.code.label("site_code"), Site.name.label("site_name"), Site.address.label("site_address"),
+               POLICY_TITLE_EN.label("policy_title_en"), func.count().over().label("total"))
         .join(Asset, Asset.id == WorkOrder.asset_id)
         .join(Site, Site.id == Asset.site_id)
+        .outerjoin(Alert, Alert.id == WorkOrder.alert_id)
+        .outerjoin(Policy, Policy.id == Alert.policy_id)
     )
 
 
@@ -348,8 +430,14 @@ def _workorder_dict(row) -> dict:
         "alert_id": w.alert_id,
         "asset_id": w.asset_id,
         "asset_code": row.asset_code,
+        "asset_type": row.asset_type,
         "site_code": row.site_code,
+        "site_name": row.site_name,
+        "site_address": row.site_address,
         "title": w.title,
+        # the stored title is French (the policy's title — asset); English from the policy's
+        "title_en": f"{row.policy_title_en} — {row.asset_code}" if row.policy_title_en else w.title,
+        "total": row.total,
         "created_at": w.created_at,
         "updated_at": w.updated_at,
         "closed_at": w.closed_at,

@@ -6,6 +6,8 @@ import math
 import operator
 from dataclasses import dataclass
 
+from core.numbers import number
+
 OPS = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
 MIN_POINTS = {"threshold": 1, "runtime": 1, "rate_of_change": 3}  # consecutive: its N
 
@@ -55,13 +57,6 @@ def near_threshold(condition: str, value: float | None, threshold: float, margin
     return value <= threshold + band
 
 
-def fmt(value: float) -> str:
-    """A number as people read it: 21.3, 20.01 (just past a threshold of 20), 500, 100 000."""
-    if abs(value) >= 1000:
-        return f"{value:,.0f}".replace(",", " ")
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
 # What each rule type says it observed, per language; the fields are filled by message().
 _MESSAGES = {
     "en": {
@@ -96,7 +91,7 @@ def message(policy: PolicyView, value: float, points: int, lang: str = "en") -> 
         "metric": policy.metric if lang == "en" else (policy.metric_label_fr or policy.metric),
         "agg": words.get(policy.aggregation or "avg", policy.aggregation),
         "edge": words["lowest" if policy.condition in (">", ">=") else "highest"],
-        "value": decimal(fmt(value)), "trend": decimal(f"{value:+.2f}"), "thr": decimal(fmt(policy.threshold)),
+        "value": number(value, lang=lang), "trend": decimal(f"{value:+.2f}"), "thr": number(policy.threshold, lang=lang),
         "unit": policy.unit, "window": policy.window_minutes, "cond": policy.condition, "points": points,
     }
     return _MESSAGES[lang][policy.rule_type].format(**fields)

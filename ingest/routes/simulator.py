@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from ingest.deps import OperatorKey, BigId, SessionDep
 from ingest.schemas import FaultIn, FaultOut
-from simulator import faults
+from engine import faults
 
 router = APIRouter(tags=["simulator"])
 

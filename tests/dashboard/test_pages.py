@@ -98,7 +98,7 @@ def test_an_illegal_work_order_move_shows_the_error_and_changes_nothing(app, liv
 
 
 def test_starting_a_fault_stores_it(app, pg):
-    at = app("pages/simulator.py")
+    at = app("pages/simulator_control.py")
     at.selectbox[0].set_value("CAS-S2").run()
     at.selectbox[1].set_value("CAS-S2-ELEVATOR_1").run()
     at.selectbox[2].set_value("motor_overheat").run()
@@ -113,7 +113,7 @@ def test_evaluate_now_from_the_simulator_page(app, pg):
     from datetime import UTC, datetime
 
     put(pg, "CAS-S2-ELEVATOR_1", "motor_temp", series([90.0] * 5, end=datetime.now(UTC)))
-    at = app("pages/simulator.py")
+    at = app("pages/simulator_control.py")
     at.button[-1].click().run()
     assert any("1 alerte" in s.value for s in at.success)
     assert pg.execute("SELECT count(*) FROM alerts").fetchone()[0] == 1

@@ -1,5 +1,5 @@
 """Normal simulated history raises no alert; each fault raises its own policy's alert, and only
-it, within the time documented in simulator/faults.py (docs/simulator.md)."""
+it, within the time documented in engine/faults.py (docs/simulator.md)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from db.session import session_scope
 from engine.evaluate import evaluate_all
-from engine.status import asset_statuses
-from simulator.faults import FAULTS
+from db.queries import asset_statuses
+from engine.faults import FAULTS
 from simulator.signals import ActiveFault
 from tests.simulator.helpers import SimClock
 

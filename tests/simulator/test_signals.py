@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from simulator.faults import FAULTS
+from engine.faults import FAULTS
 from simulator.signals import PHYSICAL_RANGE, ActiveFault, AssetSignals, occupancy, outside_temp
 
 CATALOG = {

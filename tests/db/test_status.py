@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from db.session import session_scope
-from engine.status import asset_statuses, site_rollup
+from db.queries import asset_statuses, site_rollup
 from tests.engine.helpers import NOW, evaluate, put, series
 
 
@@ -94,3 +94,20 @@ def test_alerts_to_handle_come_high_first_then_the_oldest_with_their_orders(pg):
 
 def _site_id(pg, code: str) -> int:
     return pg.execute("SELECT id FROM sites WHERE code = %s", (code,)).fetchone()[0]
+
+
+def test_near_a_threshold_is_the_same_in_sql_as_in_the_rules(pg):
+    """The read model's "near" (SQL) agrees with engine.rules.near_threshold on both sides of a
+    ">" policy (R1, 20 °C) and of its edges."""
+    from engine.rules import near_threshold
+
+    put(pg, "CAS-S1-HVAC_1", "temp_supply_air", series([15.0] * 30))
+    evaluate()
+    for value in (17.9, 18.0, 19.99, 20.0, 20.01, 25.0, -3.0):
+        pg.execute("UPDATE policy_evaluations SET value = %s, firing = false WHERE policy_id = "
+                   "(SELECT id FROM policies WHERE code = 'R1')", (value,))
+        with session_scope() as s:
+            hvac = next(a for a in asset_statuses(s, now=NOW) if a["code"] == "CAS-S1-HVAC_1")
+        r1 = next(e for e in hvac["evaluations"] if e["policy_code"] == "R1")
+        assert r1["near"] is near_threshold(">", value, 20), value
+        assert (hvac["status"] == "watch") is near_threshold(">", value, 20), value

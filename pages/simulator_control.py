@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.i18n import t
 from dashboard.widgets import actor_input, alert_message, run_action, when
-from simulator.faults import FAULTS
+from engine.faults import FAULTS
 
 st.title(t("sim_title"))
 sites = data.sites()

@@ -8,7 +8,7 @@ import pytest
 
 from db.errors import InvalidInput, InvalidTransition, UnknownAsset
 from db.session import session_scope
-from simulator.faults import list_faults, start_fault, stop_fault
+from engine.faults import list_faults, start_fault, stop_fault
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""What every process shares and that is not the database: how numbers read in each language."""
