@@ -11,7 +11,7 @@ from dashboard.widgets import database_guard
 
 st.set_page_config(page_title="Maintenance 4.0", page_icon="🛠️", layout="wide")
 
-PAGES = [
+PAGES = [  # shared list: each page of an issue adds its entry here
     st.Page("pages/overview.py", title=t("nav_overview"), icon="🏙️", default=True),
     st.Page("pages/site.py", title=t("nav_site"), icon="🏢"),
     st.Page("pages/asset.py", title=t("nav_asset"), icon="📈"),

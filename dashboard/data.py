@@ -89,6 +89,7 @@ def active_faults() -> list[dict]:
         return fault_service.list_faults(s, now=now())
 
 
+@st.cache_data(ttl=TTL, show_spinner=False)
 def alert(alert_id: int) -> dict:
     with session_scope() as s:
         return queries.get_alert_row(s, alert_id=alert_id)

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
-from dashboard.i18n import localized, t
+from dashboard.i18n import has, localized, t
 from db.errors import DomainError
+from engine.faults import FAULTS
 
 STATUS_COLOUR = {"ok": "green", "watch": "orange", "alert": "red", "no_data": "gray"}
 STATUS_ICON = {"ok": "✅", "watch": "👁️", "alert": "🚨", "no_data": "⚪"}
@@ -42,6 +43,47 @@ def audit_comment(entry: dict) -> str:
     return localized((entry.get("details") or {}).get("comment_fr"), entry["comment"])
 
 
+def audit_action(entry: dict) -> str:
+    """'created', 'status'… in the page's language."""
+    return t("act_" + entry["action"]) if has("act_" + entry["action"]) else entry["action"]
+
+
+def audit_change(entry: dict, entity: str) -> str:
+    """'Ouverte → Acquittée': the statuses of an alert or a work order as words; names as they are."""
+    prefix = {"alert": "alert_", "work_order": "wo_"}.get(entity, "")
+
+    def word(value: str | None) -> str:
+        return t(prefix + value) if value and prefix and has(prefix + value) else (value or "—")
+
+    return f"{word(entry['from_value'])} → {word(entry['to_value'])}"
+
+
+def policy_title(row: dict) -> str:
+    """A policy's title (of an alert, an evaluation) in the page's language."""
+    return localized(row["title"], row.get("title_en") or row["title"])
+
+
+def asset_name(asset: dict) -> str:
+    """What an asset is, in the page's language ('Main elevator 1'): its type's name and number."""
+    number = asset["code"].rsplit("_", 1)[-1]
+    return f"{t('type_' + asset['type'])} {number}" if number.isdigit() else t("type_" + asset["type"])
+
+
+def fault_name(fault: str) -> str:
+    return localized(FAULTS[fault]["name_fr"], FAULTS[fault]["name_en"])
+
+
+def fault_description(fault: str) -> str:
+    return localized(FAULTS[fault]["description_fr"], FAULTS[fault]["description_en"])
+
+
+def more_link(shown: int, total: int, page: str, **query: str) -> None:
+    """Under a cut list: how many more there are, and a link to the page that shows them all."""
+    if total > shown:
+        st.caption(t("more_rows", n=total - shown))
+        st.page_link(page, label=t("see_all"), icon="➡️", query_params=query)
+
+
 LOCAL_TZ = ZoneInfo("Africa/Casablanca")  # the sites' time, whatever the server's zone
 
 
@@ -61,15 +103,26 @@ def database_guard():
 
 
 def run_action(action: Callable[[], object], success: str | None = None) -> object | None:
-    """Run a service action; a refused action (domain error) is shown in words."""
+    """Run a service action; a refused action (domain error) is shown in words. With a
+    `success` message, the whole page is drawn again (every list shows the change) with the
+    message under its title (page_title)."""
     try:
         result = action()
     except DomainError as exc:
         st.error(t("error", msg=exc.message), icon="⛔")
         return None
     if success:
-        st.success(success, icon="✅")
+        st.session_state["flash"] = success
+        st.rerun()
     return result
+
+
+def page_title(text: str) -> None:
+    """A page's title, and under it the message of the last action that succeeded, once (each
+    page starts with it: elements the router writes in the main area are not shown)."""
+    st.title(text)
+    if message := st.session_state.pop("flash", None):
+        st.success(message, icon="✅")
 
 
 def actor_input(key: str) -> str:

@@ -22,11 +22,6 @@ from db.models import (
     WorkOrder,
     WorkOrderStatus,
 )
-# The English policy titles arrive with migration 0005 (issue 10); until then, the French ones.
-POLICY_TITLE_EN = getattr(Policy, "title_en", Policy.title)
-_POLICY_EN = "p.title_en, p.description_en" if hasattr(Policy, "title_en") else "p.title, p.description"
-
-
 def get_site(session: Session, *, site_id: int) -> Site:
     """One site, or NotFound."""
     site = session.get(Site, site_id)
@@ -123,9 +118,9 @@ def policy_evaluations(session: Session, *, asset_ids: list[int]) -> dict[int, l
     if not asset_ids:
         return {}
     rows = session.execute(text(
-        f"SELECT e.asset_id, p.code, p.title, p.description, {_POLICY_EN}, m.name, m.unit, p.rule_type, p.condition, p.threshold, "
+        f"SELECT e.asset_id, p.code, p.title, p.description, p.title_en, p.description_en, m.name, m.unit, p.rule_type, p.condition, p.threshold, "
         f"e.value, e.points, e.evaluated_at, e.firing, {_NEAR} AS near "
-        "FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id JOIN metrics m ON m.id = p.metric_id "
+        "FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id LEFT JOIN metrics m ON m.id = p.metric_id "
         "WHERE e.asset_id = ANY(:ids) AND p.enabled ORDER BY e.asset_id, p.code"
     ), {"ids": asset_ids, "margin": NEAR_MARGIN})
     out: dict[int, list[dict]] = {}
@@ -323,7 +318,7 @@ def _alerts_query() -> Select:
             Site.code.label("site_code"),
             Policy.code.label("policy_code"),
             Policy.title.label("title"),
-            POLICY_TITLE_EN.label("title_en"),
+            Policy.title_en.label("title_en"),
             func.count().over().label("total"),  # before LIMIT: how many match in all
         )
         .join(Asset, Asset.id == Alert.asset_id)
@@ -415,7 +410,7 @@ def _workorders_query() -> Select:
     return (
         select(WorkOrder, Asset.code.label("asset_code"), Asset.type.label("asset_type"),
                Site.code.label("site_code"), Site.name.label("site_name"), Site.address.label("site_address"),
-               POLICY_TITLE_EN.label("policy_title_en"), func.count().over().label("total"))
+               Policy.title_en.label("policy_title_en"), func.count().over().label("total"))
         .join(Asset, Asset.id == WorkOrder.asset_id)
         .join(Site, Site.id == Asset.site_id)
         .outerjoin(Alert, Alert.id == WorkOrder.alert_id)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import data, reports
 from dashboard.i18n import lang, t
-from dashboard.widgets import run_action, when
+from dashboard.widgets import page_title, run_action, when
 
 
 def hours(value: float | None) -> str:
@@ -29,7 +29,7 @@ def pct(value: float | None) -> str:
     return f"{txt.replace('.', ',') if lang() == 'fr' else txt} %"
 
 
-st.title(t("kpi_title"))
+page_title(t("kpi_title"))
 kpi_tab, gmao_tab = st.tabs([t("tab_kpis"), t("tab_gmao")])
 
 with kpi_tab:

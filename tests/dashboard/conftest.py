@@ -16,9 +16,11 @@ def app(database_url):
     """A function that opens a page of the dashboard (AppTest), caches cleared."""
     import streamlit as st
 
-    def open_page(page: str | None = None, **query) -> AppTest:
+    def open_page(page: str | None = None, state: dict | None = None, **query) -> AppTest:
         st.cache_data.clear()
         at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=30)
+        for k, v in (state or {}).items():  # e.g. the sidebar's choices: {"site_code": "CAS-S2", "lang": "en"}
+            at.session_state[k] = v
         for k, v in query.items():
             at.query_params[k] = v
         at.run()

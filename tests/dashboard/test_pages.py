@@ -72,29 +72,50 @@ def test_acknowledging_an_alert_changes_it_in_the_database(app, live_data, pg):
     assert not at.exception
     assert pg.execute("SELECT status, acked_by FROM alerts WHERE id = %s", (live_data["alert_id"],)).fetchone() == (
         "ack", "Amina")
-    assert any("acquittée" in s.value for s in at.success)
+    assert any("acquittée" in s.value for s in at.success)  # under the title of the page drawn again
 
 
 def test_editing_a_work_order_persists(app, live_data, pg):
+    wo = live_data["work_order_id"]
     at = app("pages/workorders.py")
-    at.selectbox[1].set_value("in_progress")
+    at.selectbox(key=f"wo_to_{wo}_open").set_value("in_progress")
     at.text_input(key="wo_actor").set_value("Youssef")
-    next(w for w in at.text_input if w.label == "Assigné à").set_value("Youssef")
-    at.text_area[0].set_value("Ventilation machinerie à vérifier")
+    at.text_input(key=f"wo_assigned_{wo}").set_value("Youssef")
+    at.text_area(key=f"wo_notes_{wo}").set_value("Ventilation machinerie à vérifier")
     at.button[0].click().run()
     assert not at.exception
-    row = pg.execute("SELECT status, assigned_to, notes FROM work_orders WHERE id = %s",
-                     (live_data["work_order_id"],)).fetchone()
+    row = pg.execute("SELECT status, assigned_to, notes FROM work_orders WHERE id = %s", (wo,)).fetchone()
     assert row == ("in_progress", "Youssef", "Ventilation machinerie à vérifier")
 
 
-def test_an_illegal_work_order_move_shows_the_error_and_changes_nothing(app, live_data, pg):
+def test_the_work_order_form_offers_only_the_moves_the_service_allows(app, live_data, pg):
+    from dashboard.i18n import FR
+    from engine.workorders import ALLOWED_TRANSITIONS
+
+    wo = live_data["work_order_id"]
     at = app("pages/workorders.py")
-    at.selectbox[1].set_value("done")  # open -> done is not allowed
-    at.text_input[1].set_value("Youssef")
+    assert at.selectbox(key=f"wo_to_{wo}_open").options == ["— inchangé", "En cours"]  # not "Terminé"
+    at.selectbox(key=f"wo_to_{wo}_open").set_value("in_progress")
     at.button[0].click().run()
-    assert any("cannot go from open to done" in e.value for e in at.error)
-    assert pg.execute("SELECT status, assigned_to FROM work_orders").fetchone() == ("open", None)
+    at = app("pages/workorders.py")
+    moves = at.selectbox(key=f"wo_to_{wo}_in_progress").options
+    assert moves == ["— inchangé", *(FR["wo_" + m] for m in sorted(ALLOWED_TRANSITIONS["in_progress"]))]
+    assert "Ouvert" in moves and "Terminé" in moves
+    at.selectbox(key=f"wo_to_{wo}_in_progress").set_value("done")
+    at.button[0].click().run()
+    at = app("pages/workorders.py", status="all")
+    assert not [b for b in at.selectbox if b.key and b.key.startswith("wo_to_")]  # done: nothing to offer
+    assert any("plus aucun changement" in c.value for c in at.caption)
+    assert pg.execute("SELECT status FROM work_orders WHERE id = %s", (wo,)).fetchone()[0] == "done"
+
+
+def test_the_work_order_shows_where_and_links_to_the_curves_around_its_alert(app, live_data):
+    at = app("pages/workorders.py")
+    body = texts(at)
+    assert "Tour Alpha – Casanearshore" in body and "Casanearshore Park" in body  # site name, location
+    assert "Ascenseur principal 1" in body
+    link = next(p for p in at.get("page_link") if "autour de l'alerte" in p.proto.label)
+    assert "asset=CAS-S1-ELEVATOR_1" in link.proto.query_string and "from=" in link.proto.query_string
 
 
 def test_starting_a_fault_stores_it(app, pg):
@@ -166,3 +187,56 @@ def test_an_alert_opened_from_the_overview_is_the_one_chosen(app, live_data, pg)
 
     assert chosen(app("pages/alerts.py")) == newer  # the newest first, by default
     assert chosen(app("pages/alerts.py", alert=str(live_data["alert_id"]))) == live_data["alert_id"]
+
+
+def _many_live_alerts(pg, n: int) -> None:
+    """n live alerts on distinct (asset, policy) pairs, straight in the table."""
+    pg.execute(
+        "INSERT INTO alerts (asset_id, policy_id, created_at, severity, status, message, message_fr, started_at) "
+        "SELECT a.id, p.id, now() - interval '1 hour', p.severity, 'open', 'm', 'm', now() - interval '1 hour' "
+        "FROM assets a JOIN policies p ON p.asset_type = a.type ORDER BY a.code, p.code LIMIT %s", (n,))
+
+
+def test_the_overview_says_how_many_alerts_it_leaves_out_and_links_to_them(app, pg):
+    _many_live_alerts(pg, 13)
+    at = app()
+    assert any(c.value == "… et 3 de plus, non affichées ici." for c in at.caption)
+    link = next(p for p in at.get("page_link") if p.proto.label == "Tout voir")
+    assert link.proto.page.endswith("alerts") and "status=open%2Cack" in link.proto.query_string
+    at = app("pages/alerts.py", status="open,ack", period="all")
+    assert len(at.dataframe[0].value) == 13
+
+
+def test_an_alert_outside_the_filters_is_shown_and_the_page_says_the_filters_were_widened(app, live_data, pg):
+    alert_id = live_data["alert_id"]
+    pg.execute("UPDATE alerts SET created_at = now() - interval '40 days', status = 'closed', "
+               "resolution = 'dismissed', closed_at = now(), closed_by = 'x' WHERE id = %s", (alert_id,))
+    at = app("pages/alerts.py", alert=str(alert_id))
+    assert next(b for b in at.selectbox if b.label == "Alerte à traiter").value == alert_id
+    assert any("élargis" in i.value and "État" in i.value and "période" in i.value for i in at.info)
+    assert str(alert_id) in at.dataframe[0].value["#"].astype(str).tolist()
+
+
+def test_a_missing_alert_is_said_and_no_other_is_acted_upon(app, live_data):
+    at = app("pages/alerts.py", alert="999999")
+    assert any("999999 introuvable" in w.value for w in at.warning)
+
+
+def test_an_asset_outside_the_sidebar_site_is_shown_and_the_list_widened(app, live_data):
+    at = app("pages/asset.py", state={"site_code": "CAS-S2"}, asset="CAS-S1-ELEVATOR_1")
+    assert "Équipement CAS-S1-ELEVATOR_1" in texts(at)
+    assert any("hors du filtre de site" in i.value for i in at.info)
+
+
+def in_english(at):
+    at.session_state["lang"] = "en"  # the sidebar's choice (AppTest reruns only the page after switch_page)
+    return at.run()
+
+
+def test_english_mode_shows_the_data_in_english_too(app, live_data):
+    body = texts(in_english(app("pages/alerts.py")))
+    assert "Elevator motor overheating" in body and "Surchauffe" not in body  # the policy's English title
+    body = texts(in_english(app("pages/asset.py", asset="CAS-S1-ELEVATOR_1")))
+    assert "Main elevator 1" in body and "Ascenseur" not in body
+    at = in_english(app("pages/simulator_control.py"))
+    assert "Motor overheat" in str([b.options for b in at.selectbox]) and "Surchauffe" not in texts(at)
