@@ -94,7 +94,8 @@ def alert_snapshots(session: Session, *, alert_ids: set[int]) -> dict[int, dict]
             "id": a.id, "asset_code": asset_code, "site_code": site_code, "policy_code": policy_code,
             "title": title, "severity": a.severity, "status": a.status,
             "resolution": a.resolution, "message": a.message, "message_fr": a.message_fr,
-            "observed_value": a.observed_value, "created_at": iso(a.created_at), "acked_by": a.acked_by,
+            "observed_value": a.observed_value, "peak": a.peak, "started_at": iso(a.started_at),
+            "ended_at": iso(a.ended_at), "created_at": iso(a.created_at), "acked_by": a.acked_by,
             "acked_at": iso(a.acked_at), "closed_by": a.closed_by, "closed_at": iso(a.closed_at),
             "work_order_id": wo_id,
         }
