@@ -48,24 +48,29 @@ _PREVENTIVE = "(pol.rule_type = 'runtime')"
 # opening until its work order is done (or, without one done, until the alert closed; still
 # open: until the end of the period).
 _FAILURES = f"""
-failures AS (
+failures AS MATERIALIZED (
   SELECT a.asset_id, a.created_at AS t0,
          coalesce(CASE WHEN w.status = 'done' THEN w.closed_at END, a.closed_at, 'infinity') AS t1
   FROM alerts a JOIN scoped s ON s.id = a.asset_id LEFT JOIN work_orders w ON w.alert_id = a.id
   WHERE a.severity IN ('high', 'medium') AND NOT {_FALSE_ALARM})"""
 
 _PER_ASSET = f"""
-WITH {_SCOPED}, {_FAILURES}
+WITH {_SCOPED}, {_FAILURES},
+down AS (  -- per period and asset: the union of the overlapping windows, clipped to the period
+  SELECT k, asset_id, sum(extract(epoch FROM upper(r) - lower(r))) AS down_s FROM (
+    SELECT p.k, x.asset_id, unnest(range_agg(tstzrange(greatest(x.t0, p.p_from), least(x.t1, p.p_to)))) AS r
+    FROM periods p JOIN failures x ON x.t0 < p.p_to AND x.t1 > p.p_from
+    GROUP BY p.k, x.asset_id) u
+  GROUP BY k, asset_id),
+opened AS (
+  SELECT p.k, x.asset_id, count(*) AS n
+  FROM periods p JOIN failures x ON x.t0 >= p.p_from AND x.t0 < p.p_to
+  GROUP BY p.k, x.asset_id)
 SELECT p.k, s.id, ast.code, extract(epoch FROM p.p_to - p.p_from) AS period_s,
-       coalesce(d.down_s, 0) AS down_s, coalesce(f.n, 0) AS failures
+       coalesce(d.down_s, 0) AS down_s, coalesce(o.n, 0) AS failures
 FROM periods p CROSS JOIN scoped s JOIN assets ast ON ast.id = s.id
-LEFT JOIN LATERAL (
-  -- the union of the overlapping windows, clipped to the period
-  SELECT sum(extract(epoch FROM upper(r) - lower(r))) AS down_s FROM (
-    SELECT unnest(range_agg(tstzrange(greatest(x.t0, p.p_from), least(x.t1, p.p_to)))) AS r
-    FROM failures x WHERE x.asset_id = s.id AND x.t0 < p.p_to AND x.t1 > p.p_from) u) d ON true
-LEFT JOIN LATERAL (
-  SELECT count(*) AS n FROM failures x WHERE x.asset_id = s.id AND x.t0 >= p.p_from AND x.t0 < p.p_to) f ON true
+LEFT JOIN down d ON d.k = p.k AND d.asset_id = s.id
+LEFT JOIN opened o ON o.k = p.k AND o.asset_id = s.id
 ORDER BY p.k, s.id"""
 
 _MTTR = f"""
@@ -79,7 +84,7 @@ GROUP BY p.k"""
 
 _ALERTS = f"""
 WITH {_SCOPED},
-responses AS (
+responses AS MATERIALIZED (  -- once per alert, not once per period
   SELECT a.id, a.created_at, a.closed_at, {_FALSE_ALARM} AS false_alarm,
          least(a.acked_at, (SELECT min(au.at) FROM work_orders w JOIN audit_trail au
                              ON au.entity = 'work_order' AND au.entity_id = w.id
