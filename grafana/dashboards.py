@@ -87,10 +87,13 @@ def base(uid: str, title: str, description: str, *, time_from: str = "now-6h", r
 
 # --- shared SQL pieces ---------------------------------------------------------------------------
 
-# the newest reading of each asset, one index probe per (asset, metric) on telemetry's primary key
+# Raw readings are read through the functions of migration 0006, which see both tiers (the hot
+# partitions of `telemetry` and the compacted days of `telemetry_cold`): readings(asset, metric,
+# from, to) and latest_readings(asset, metric, at, n).
+
+# the newest reading of each asset: one probe per (asset, metric)
 LAST_READING = """
-    (SELECT max(x.ts) FROM metrics m CROSS JOIN LATERAL (
-        SELECT t.ts FROM telemetry t WHERE t.asset_id = a.id AND t.metric_id = m.id ORDER BY t.ts DESC LIMIT 1) x
+    (SELECT max(x.ts) FROM metrics m CROSS JOIN LATERAL latest_readings(a.id, m.id, now(), 1) x
      WHERE a.type = ANY(m.asset_types))"""
 
 
@@ -171,8 +174,8 @@ CURVE = f"""
         WHERE a.code = '$asset' AND m.name IN ($metric))
     SELECT "time", metric, sum(total) / sum(n) AS value FROM (
         SELECT $__timeGroupAlias(t.ts, $__interval), s.metric, sum(t.value) AS total, count(*) AS n
-        FROM s CROSS JOIN LATERAL (SELECT t.ts, t.value FROM telemetry t WHERE t.asset_id = s.asset_id
-                                   AND t.metric_id = s.metric_id AND $__timeFilter(t.ts) AND t.ts >= s.raw_from) t
+        FROM s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
+                                           greatest($__timeFrom()::timestamptz, s.raw_from), $__timeTo()) t
         GROUP BY 1, 2
         UNION ALL
         SELECT $__timeGroupAlias(h.hour, $__interval), s.metric, sum(h.total), sum(h.n)
@@ -206,8 +209,7 @@ def asset() -> dash.Dashboard:
             .with_target(Sql("""
                 SELECT m.label_fr AS "Mesure", x.value AS "Valeur", m.unit AS "Unité", x.ts AS "Relevé à"
                 FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types)
-                CROSS JOIN LATERAL (SELECT t.ts, t.value FROM telemetry t WHERE t.asset_id = a.id
-                                    AND t.metric_id = m.id ORDER BY t.ts DESC LIMIT 1) x
+                CROSS JOIN LATERAL latest_readings(a.id, m.id, now(), 1) x
                 WHERE a.code = '$asset' ORDER BY m.name""", fmt="table")))
     alerts = (table.Panel().title("Alertes de l'équipement").datasource(POSTGRES).grid_pos(pos(0, 12, 12, 8))
               .with_target(Sql("""
@@ -293,7 +295,8 @@ def alerts_and_orders() -> dash.Dashboard:
 def data_arrival() -> dash.Dashboard:
     per_minute = (timeseries.Panel().title("Relevés par minute, par site").datasource(POSTGRES)
                   .grid_pos(pos(0, 0, 12, 8)).interval("1m").unit("short")
-                  .description("Un relevé = un équipement à un instant (toutes ses mesures), par heure de mesure.")
+                  .description("Un relevé = un équipement à un instant (toutes ses mesures), par heure de mesure ; "
+                               "lit les partitions chaudes (les jours récents).")
                   .with_target(Sql("""
                       SELECT $__timeGroupAlias(t.ts, $__interval), s.code AS metric,
                              count(DISTINCT (t.asset_id, t.ts)) * 60000.0 / $__interval_ms AS value
@@ -368,10 +371,13 @@ def database() -> dash.Dashboard:
                    GROUP BY 1 ORDER BY 1""")))
     growth = (timeseries.Panel().title("Croissance estimée de telemetry").datasource(POSTGRES)
               .grid_pos(pos(12, 10, 12, 8)).draw_style(cm.GraphDrawStyle.BARS).unit("bytes")
-              .description("Points par jour × taille moyenne d'un point en base (table et index).")
+              .description("Points par jour × taille moyenne d'un point en base (tiers chaud et froid, "
+                           "tables et index).")
               .with_target(Sql(f"""
                   WITH per_point AS (
-                      SELECT (SELECT sum(pg_total_relation_size(relid)) FROM {_tree("'telemetry'::regclass")} p)
+                      SELECT ((SELECT sum(pg_total_relation_size(relid)) FROM {_tree("'telemetry'::regclass")} p)
+                              + (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)
+                                 FROM {_tree("'telemetry_cold'::regclass")} p))
                              / greatest((SELECT sum(n) FROM telemetry_hourly), 1) AS bytes)
                   SELECT $__timeGroupAlias(hour, '1d'), sum(n) * (SELECT bytes FROM per_point) AS "octets par jour"
                   FROM telemetry_hourly WHERE $__timeFilter(hour)

@@ -32,10 +32,13 @@ def history(database_url, pg):
     """30 days of every metric of every seeded asset every 10 minutes, the last 6 hours every
     10 s, one asset silent for 2 hours, the hourly roll-up, alerts in every state, work orders."""
     from db.session import session_scope
+    from engine.maintenance import ensure_day_partitions
     from engine.rollup import roll_up
 
     now = datetime.now(UTC).replace(microsecond=0)
     now -= timedelta(seconds=now.second % 10)
+    with session_scope() as session:  # the day partitions the maintenance job would have made
+        ensure_day_partitions(session, start=now - timedelta(days=31), end=now)
     insert = """
         INSERT INTO telemetry (asset_id, metric_id, ts, value)
         SELECT a.id, m.id, g.ts,
@@ -220,6 +223,31 @@ def test_the_asset_curve_reads_the_hourly_roll_up_beyond_two_days_and_the_hour_n
     # within 2 days, the raw readings
     _, rows = runner.run(runner.sql(curve, values, *runner.range("now-6h")))
     assert rows and {r[2] for r in rows if r[0] < last_rolled.timestamp()} == {-50}
+
+
+def test_the_asset_curve_and_latest_values_read_the_cold_tier_too(history, reader, pg):
+    """A compacted day (issue 12's cold tier) draws the same curve as when it was hot."""
+    from db.session import session_scope
+    from engine.maintenance import compact_day, day_start
+
+    runner = Runner(load("asset.json"), reader, history)
+    panel = next(p for p in runner.board["panels"] if p["title"] == "$metric")
+    curve = next(t["rawSql"] for t in panel["targets"] if t["refId"] == "A")
+    last = next(t["rawSql"] for p, t in sql_targets(runner.board) if p["title"] == "Dernières valeurs")
+    values = {"site": "CAS-S2", "asset": SILENT, "metric": "motor_temp"}
+    start, end = runner.range("now-2d")
+    before = runner.run(runner.sql(curve, values, start, end))[1]
+    latest_before = runner.run(runner.sql(last, values, start, end))[1]
+    yesterday = day_start(history) - timedelta(days=1)
+    with session_scope() as session:
+        assert compact_day(session, day=yesterday) > 0
+    hot = pg.execute("SELECT count(*) FROM telemetry WHERE ts >= %s AND ts < %s",
+                     (yesterday, yesterday + timedelta(days=1))).fetchone()[0]
+    assert hot == 0  # yesterday is only in telemetry_cold now
+    after = runner.run(runner.sql(curve, values, start, end))[1]
+    assert len(after) == len(before) and all(
+        a[0] == b[0] and a[1] == b[1] and abs(a[2] - b[2]) < 1e-9 for a, b in zip(after, before))
+    assert runner.run(runner.sql(last, values, start, end))[1] == latest_before
 
 
 def test_the_alerts_dashboard_runs_and_filters(history, reader):

@@ -19,11 +19,13 @@ depends_on: str | Sequence[str] | None = None
 ROLE = "grafana_reader"
 # What the dashboards read. Explicit, not "every table": tables added later (secrets of
 # integrations, for one) stay out of Grafana's reach unless granted here or by their migration.
-# Partitions of a partitioned table are read through the parent's grant.
+# Partitions of a partitioned table are read through the parent's grant; raw readings through
+# readings() / latest_readings() (0006, executable by everyone), which read telemetry and
+# telemetry_cold with the caller's rights.
 TABLES = (
     "sites", "assets", "metrics", "telemetry", "telemetry_hourly", "policies", "alerts", "work_orders",
     "policy_evaluations", "rule_runs", "counter_resets", "simulator_faults", "telemetry_arrivals", "telemetry_latest",
-    "policy_overrides", "silences",
+    "policy_overrides", "silences", "telemetry_cold",
 )
 
 
