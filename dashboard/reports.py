@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from db.export import csv_text
+from db.export import COLUMNS, csv_text
 from db.session import session_scope
 from db.settings import get_settings
 from engine import kpis as kpi_service
@@ -50,6 +50,6 @@ def resend(delivery_id: int) -> None:
     st.cache_data.clear()
 
 
-def as_csv(rows: list[dict]) -> bytes:
-    """The rows of a list page as the API's `?format=csv` writes them (same columns, UTF-8)."""
-    return csv_text(rows, list(rows[0]) if rows else []).encode()
+def as_csv(rows: list[dict], kind: str) -> bytes:
+    """The rows of a list page ("alerts" or "workorders") as the API's `?format=csv` writes them."""
+    return csv_text(rows, COLUMNS[kind]).encode()

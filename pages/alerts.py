@@ -106,7 +106,7 @@ def table() -> None:
 
 table()
 rows = data.alerts(**filters, since=since_of(period))
-st.download_button(t("download_csv"), reports.as_csv(rows), file_name="alertes.csv", mime="text/csv")
+st.download_button(t("download_csv"), reports.as_csv(rows, "alerts"), file_name="alertes.csv", mime="text/csv")
 if not rows:
     st.info(t("none"))
     st.stop()

@@ -59,7 +59,7 @@ def table() -> None:
 
 table()
 orders = data.work_orders(**filters)
-st.download_button(t("download_csv"), reports.as_csv(orders), file_name="ordres-de-travail.csv", mime="text/csv")
+st.download_button(t("download_csv"), reports.as_csv(orders, "workorders"), file_name="ordres-de-travail.csv", mime="text/csv")
 if not orders:
     st.info(t("none"))
     st.stop()

@@ -37,7 +37,7 @@ def get_alerts(
         asset_id=asset_id,
         limit=limit,
     )
-    return csv_response(rows, AlertOut, "alerts") if format == "csv" else rows
+    return csv_response(rows, "alerts") if format == "csv" else rows
 
 
 @router.get("/alerts/to-handle", response_model=list[AlertToHandleOut])

@@ -34,7 +34,7 @@ def get_workorders(
         session, status=[s.value for s in status] if status else None, site_id=site_id, asset_id=asset_id,
         assigned_to=assigned_to, limit=limit,
     )
-    return csv_response(rows, WorkOrderOut, "workorders") if format == "csv" else rows
+    return csv_response(rows, "workorders") if format == "csv" else rows
 
 
 @router.get("/workorders/{workorder_id}", response_model=WorkOrderOut)

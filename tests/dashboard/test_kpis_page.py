@@ -92,3 +92,17 @@ def test_list_pages_offer_a_csv_download(app, live_data, page, name):
     at = app(page)
     buttons = at.get("download_button")
     assert len(buttons) == 1 and "CSV" in buttons[0].proto.label
+
+
+def test_the_download_has_the_columns_and_rows_of_the_api(live_data):
+    import csv
+    import io
+
+    from dashboard import reports
+    from db import queries
+    from db.export import ALERT_COLUMNS
+
+    with session_scope() as s:
+        rows = queries.list_alerts(s)
+    parsed = list(csv.DictReader(io.StringIO(reports.as_csv(rows, "alerts").decode())))
+    assert list(parsed[0]) == ALERT_COLUMNS and [int(r["id"]) for r in parsed] == [live_data["alert_id"]]

@@ -61,3 +61,10 @@ def test_workorders_csv_with_the_same_filters(pg, api):
 def test_an_unknown_format_is_refused_naming_the_field(pg, api):
     r = api.get("/alerts", params={"format": "xml"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "format"
+
+
+def test_the_csv_columns_are_the_api_fields():
+    from db.export import ALERT_COLUMNS, WORKORDER_COLUMNS
+
+    assert ALERT_COLUMNS == list(AlertOut.model_fields)
+    assert WORKORDER_COLUMNS == list(WorkOrderOut.model_fields)
