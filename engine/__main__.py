@@ -29,13 +29,19 @@ def main(argv: list[str] | None = None) -> None:
 
 def _relay_beside() -> None:
     """The webhook relay in a thread of the scheduler process (any number of relays may run)."""
+    import logging
     import threading
 
     from db.settings import get_settings
-    from engine.relay import Relay
+    from engine.relay import BadSecret, Relay
 
     if get_settings().webhook_urls:
-        threading.Thread(target=Relay().run, name="relay", daemon=True).start()
+        try:
+            relay = Relay()
+        except BadSecret as exc:  # the rules must run even if the webhooks are misconfigured
+            logging.getLogger("engine.relay").error("webhooks not sent: %s", exc)
+            return
+        threading.Thread(target=relay.run, name="relay", daemon=True).start()
 
 
 if __name__ == "__main__":

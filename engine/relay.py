@@ -40,6 +40,19 @@ log = logging.getLogger("engine.relay")
 BATCH = 50
 
 
+class BadSecret(ValueError):
+    """WEBHOOK_SECRET is missing or not a Standard Webhooks secret."""
+
+
+def check_secret(secret: str) -> None:
+    """A relay cannot sign without a usable secret: say so in words, at start."""
+    try:
+        Webhook(secret)
+    except Exception as exc:  # noqa: BLE001 - the library raises several kinds
+        raise BadSecret("WEBHOOK_SECRET: set it to 'whsec_' + base64 of 24 to 64 random bytes to sign webhooks "
+                        f"({type(exc).__name__})") from None
+
+
 @dataclass
 class Attempt:
     """The answer to one HTTP attempt: a status code, or an error in words."""
@@ -190,7 +203,7 @@ class Relay:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="relay")
         self.send = http_sender(self._client, timeout)
         if self.urls:
-            Webhook(self.secret)  # a missing or malformed secret stops the relay at start, in words
+            check_secret(self.secret)
 
     def step(self, *, now: datetime) -> int:
         """One round; returns how many events were handed out plus deliveries attempted."""
@@ -240,7 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     from db.logs import setup_logging
 
     setup_logging("relay")
-    relay = Relay()
+    try:
+        relay = Relay()
+    except BadSecret as exc:
+        parser.exit(2, f"{exc}\n")
 
     def stop(signum, _frame) -> None:
         log.info("stopping (signal %s)", signum)

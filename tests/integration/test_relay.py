@@ -256,3 +256,32 @@ def test_the_retry_schedule_comes_from_the_environment(monkeypatch):
 def test_the_relay_command_has_help():
     out = subprocess.run([sys.executable, "-m", "engine.relay", "--help"], cwd=PROJECT, capture_output=True, text=True)
     assert out.returncode == 0 and "WEBHOOK_URL" in out.stdout
+
+
+def test_the_scheduler_process_runs_the_relay_when_webhook_url_is_set(pg, secret, receiver, database_url):
+    start = datetime.now(UTC)
+    put(pg, HVAC, "vibration_level", series([9.0] * 5, end=start))
+    from engine.evaluate import evaluate_all
+
+    with session_scope() as s:
+        evaluate_all(s, now=start, policy_codes=["R2"])
+    env = dict(os.environ, DATABASE_URL=database_url, WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=secret,
+               RULES_INTERVAL_S="3600", RELAY_INTERVAL_S="0.05")
+    proc = subprocess.Popen([sys.executable, "-m", "engine"], cwd=PROJECT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.delivered()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert sorted(h.body["type"] for h in receiver.delivered()) == ["alert.created", "work_order.created"]
+    assert all(h.signature_ok for h in receiver.hits)
+
+
+def test_without_a_usable_secret_the_relay_refuses_to_start_in_words(database_url):
+    env = dict(os.environ, DATABASE_URL=database_url, WEBHOOK_URL="http://127.0.0.1:9/h", WEBHOOK_SECRET="")
+    out = subprocess.run([sys.executable, "-m", "engine.relay"], cwd=PROJECT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "WEBHOOK_SECRET" in out.stderr
