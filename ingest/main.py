@@ -17,7 +17,7 @@ from db.errors import DomainError, InvalidInput, PayloadTooLarge, Unavailable
 from db.logs import setup_logging
 from db.session import database_url, is_database_down, libpq_url
 from db.settings import get_settings
-from ingest.deps import ReadAccess
+from ingest.deps import ReadAccess, TelemetryPath
 from ingest.observability import ApiMetrics, LatencyMiddleware
 from ingest.schemas import error_responses
 from ingest.routes import alerts, health, integrations, kpis, rules, simulator, sites, telemetry, workorders
@@ -121,6 +121,7 @@ def create_app() -> FastAPI:
         app.state.writer = AsyncWriter(dsn, max_queued_points=settings.ingest_max_queued_points,
                                        connect_timeout_s=settings.db_connect_timeout_s)
         await app.state.writer.start()
+        app.state.telemetry = TelemetryPath(app.state.catalog, app.state.writer, metrics)
         log.info("API ready", extra={"assets": len(app.state.catalog.assets)})
         try:
             yield
@@ -169,11 +170,12 @@ def create_app() -> FastAPI:
         return Response(body, media_type=content_type)
 
     # every route documents the error body it really sends (not FastAPI's default 422 shape)
+    # open routers first: telemetry, the hot path, is matched before every other route
+    for router in OPEN_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX, responses=error_responses(401, 403, 404, 409, 413, 422, 503))
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[ReadAccess],
                            responses=error_responses(401, 403, 404, 409, 413, 422, 503))
-    for router in OPEN_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX, responses=error_responses(401, 403, 404, 409, 413, 422, 503))
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AdmissionMiddleware, max_requests=settings.api_max_inflight_requests,
                        max_bytes=settings.api_max_inflight_bytes)

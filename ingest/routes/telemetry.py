@@ -14,10 +14,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from db.errors import InvalidInput, PayloadTooLarge
 from db.settings import get_settings
-from ingest.deps import CatalogDep, IngestKey, MetricsDep, WriterDep
-from ingest.observability import ApiMetrics
+from ingest.deps import IngestKey, TelemetryDep, TelemetryPath
 from ingest.schemas import TELEMETRY_BATCH_IN, TELEMETRY_IN, BatchIngestOut, IngestOut, TelemetryIn, inline_schema
-from ingest.telemetry import AsyncWriter, Catalog, to_points
+from ingest.telemetry import to_points
 
 router = APIRouter(tags=["telemetry"], dependencies=[IngestKey])
 
@@ -33,23 +32,22 @@ async def _parse(request: Request, adapter: TypeAdapter):
         raise InvalidInput.from_validation(exc.errors(), prefix_fields=()) from None
 
 
-async def _store(catalog: Catalog, writer: AsyncWriter, metrics: ApiMetrics, readings: list[TelemetryIn],
-                 prefix: str) -> tuple[int, int]:
-    await catalog.ensure(readings)
-    points = to_points(catalog, readings, now=datetime.now(UTC), future_tolerance_s=get_settings().future_tolerance_s,
-                       prefix=prefix)
-    inserted = await writer.submit(points)
-    metrics.points_ingested(inserted, len(points) - inserted)
+async def _store(path: TelemetryPath, readings: list[TelemetryIn], prefix: str) -> tuple[int, int]:
+    await path.catalog.ensure(readings)
+    points = to_points(path.catalog, readings, now=datetime.now(UTC),
+                       future_tolerance_s=get_settings().future_tolerance_s, prefix=prefix)
+    inserted = await path.writer.submit(points)
+    path.metrics.points_ingested(inserted, len(points) - inserted)
     return len(points), inserted
 
 
 @router.post(
     "/telemetry", response_model=IngestOut, summary="Store one reading of one asset", openapi_extra=_body_doc(TELEMETRY_IN)
 )
-async def post_telemetry(request: Request, catalog: CatalogDep, writer: WriterDep, metrics: MetricsDep) -> Response:
+async def post_telemetry(request: Request, path: TelemetryDep) -> Response:
     """The payload of the requirements (§7.1). A re-sent reading is stored once."""
     reading = await _parse(request, TELEMETRY_IN)
-    _, inserted = await _store(catalog, writer, metrics, [reading], prefix="")
+    _, inserted = await _store(path, [reading], prefix="")
     return Response(orjson.dumps({"status": "ok", "inserted_points": inserted}), media_type="application/json")
 
 
@@ -59,15 +57,14 @@ async def post_telemetry(request: Request, catalog: CatalogDep, writer: WriterDe
     summary="Store many readings at once",
     openapi_extra=_body_doc(TELEMETRY_BATCH_IN),
 )
-async def post_telemetry_batch(request: Request, catalog: CatalogDep, writer: WriterDep,
-                               metrics: MetricsDep) -> Response:
+async def post_telemetry_batch(request: Request, path: TelemetryDep) -> Response:
     """Many readings of many assets (gateways, back-fill). All or nothing: one bad reading
     refuses the request, and the error names it by index (`readings[3].timestamp`)."""
     readings = (await _parse(request, TELEMETRY_BATCH_IN))["readings"]
     limit = get_settings().max_batch_readings
     if len(readings) > limit:
         raise PayloadTooLarge(f"readings: {len(readings)} readings, at most {limit} per request", field="readings")
-    points, inserted = await _store(catalog, writer, metrics, readings, prefix="readings")
+    points, inserted = await _store(path, readings, prefix="readings")
     body = {"status": "ok", "inserted_points": inserted, "readings": len(readings), "points": points,
             "duplicates": points - inserted}
     return Response(orjson.dumps(body), media_type="application/json")
