@@ -7,11 +7,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import psycopg
 import streamlit as st
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.i18n import has, localized, t
 from db.errors import DomainError
+from db.session import is_database_down
 from engine.faults import FAULTS
 
 STATUS_COLOUR = {"ok": "green", "watch": "orange", "alert": "red", "no_data": "gray"}
@@ -97,7 +99,9 @@ def database_guard():
     """A database outage shows one clear message, not a traceback."""
     try:
         yield
-    except OperationalError:
+    except (SQLAlchemyError, psycopg.Error) as exc:
+        if not is_database_down(exc):  # refused, lost, pool exhausted or stale: the same message
+            raise
         st.error(t("db_down"), icon="🔌")
         st.stop()
 

@@ -327,3 +327,29 @@ def test_the_platform_survives_a_database_outage(server, workdir):
         print(f"lock re-acquired {relocked_s:.1f} s after the database returned; {len(expected)} readings")
     finally:
         procs.stop_all()
+
+
+def _page_during_outage(kind: str) -> None:
+    import psycopg
+    import sqlalchemy.exc
+
+    from dashboard.widgets import database_guard
+
+    errors = {
+        "refused": sqlalchemy.exc.OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused")),
+        "stale pool": sqlalchemy.exc.InvalidatePoolError("the server restarted"),
+        "pool exhausted": sqlalchemy.exc.TimeoutError("QueuePool limit reached"),
+    }
+    with database_guard():
+        raise errors[kind]
+
+
+@pytest.mark.parametrize("kind", ["refused", "stale pool", "pool exhausted"])
+def test_a_dashboard_page_shows_one_message_whatever_the_outage_looks_like(kind):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.i18n import t
+
+    at = AppTest.from_function(_page_during_outage, args=(kind,)).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [t("db_down")]
