@@ -350,6 +350,6 @@ def test_a_dashboard_page_shows_one_message_whatever_the_outage_looks_like(kind)
 
     from dashboard.i18n import t
 
-    at = AppTest.from_function(_page_during_outage, args=(kind,)).run()
+    at = AppTest.from_function(_page_during_outage, args=(kind,), default_timeout=60).run()
     assert not at.exception
     assert [e.value for e in at.error] == [t("db_down")]
