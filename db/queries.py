@@ -348,6 +348,10 @@ def _alert_dict(row) -> dict:
         "acked_at": a.acked_at,
         "closed_by": a.closed_by,
         "closed_at": a.closed_at,
+        "resolution": a.resolution,
+        "started_at": a.started_at,
+        "ended_at": a.ended_at,
+        "peak": a.peak,
     }
 
 

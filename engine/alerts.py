@@ -1,76 +1,121 @@
-"""Alerts: raised by evaluation (with their work orders), acknowledged and closed by people."""
+"""Alerts: opened and cleared by evaluation (with their work orders), acknowledged, closed and
+dismissed by people. A closed alert carries its resolution: work_order_done, condition_cleared
+or dismissed (docs/engine.md draws the lifecycle)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.errors import InvalidTransition, NotFound
-from db.models import PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Severity, WorkOrder
+from db.errors import InvalidInput, InvalidTransition, NotFound
+from db.models import (
+    PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Policy, PolicyEvaluation, Resolution, Severity, Silence,
+    WorkOrder, WorkOrderStatus,
+)
 from engine import audit
-from engine.rules import PolicyView, message
+from engine.rules import Outcome, PolicyView, State, message
 
 LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
 ENGINE = "engine"
+DEFAULT_SILENCE_MINUTES = 60
 
 
-def raise_alerts(
-    session: Session, *, policy: PolicyView, firing: list[tuple[int, float, int]], now: datetime
-) -> list[dict]:
-    """Create an alert per firing (asset_id, value, points) unless one is open or ack for that
-    (asset, policy) — the unique partial index decides, so racing evaluators cannot duplicate —
-    and, with auto_work_order, its work order in the same transaction. Returns what was created."""
-    # assets whose alert is still live are left out first, so the usual re-evaluation does not
-    # spend alert numbers on inserts the index would refuse (numbers stay consecutive for people)
-    live = set(session.scalars(select(Alert.asset_id).where(
-        Alert.policy_id == policy.id, Alert.status.in_(LIVE), Alert.asset_id.in_([f[0] for f in firing]))))
-    firing = [f for f in firing if f[0] not in live]
-    if not firing:
-        return []
-    rows = [
-        {"asset_id": aid, "policy_id": policy.id, "created_at": now, "severity": policy.severity,
-         "status": AlertStatus.OPEN.value, "message": message(policy, value, points),
-         "message_fr": message(policy, value, points, "fr"),
-         "observed_value": value, "started_at": now, "peak": value}
-        for aid, value, points in firing
-    ]
+def apply(session: Session, *, policy: PolicyView, asset_id: int, state: State, outcome: Outcome, now: datetime,
+          result) -> None:
+    """Carry out what the state machine decided for one (asset, policy): open alerts (and their
+    work orders), clear them, keep the live one's peak, store the firing streak."""
+    alert_id = state.alert_id
+    for step in outcome.steps:
+        if step.kind == "silenced":
+            result.silenced += 1
+        elif step.kind == "open":
+            created = open_alert(session, policy=policy, asset_id=asset_id, started_at=step.started_at,
+                                 value=step.peak, points=step.points, now=now)
+            if created is not None:
+                result.fired.append(created)
+                alert_id = created["alert_id"]
+            else:  # another evaluator opened it first (the unique index decided)
+                alert_id = None
+        elif step.kind == "clear" and alert_id is not None:
+            result.cleared.append(clear(session, alert_id=alert_id, at=step.at, peak=step.peak, now=now))
+            alert_id = None
+    final = outcome.state
+    if alert_id is not None and final.peak is not None and final.peak != state.peak:
+        session.execute(update(Alert).where(Alert.id == alert_id, Alert.status.in_(LIVE)).values(peak=final.peak))
+    session.execute(
+        update(PolicyEvaluation)
+        .where(PolicyEvaluation.asset_id == asset_id, PolicyEvaluation.policy_id == policy.id)
+        .values(firing_since=final.firing_since)
+    )
+
+
+def open_alert(session: Session, *, policy: PolicyView, asset_id: int, started_at: datetime, value: float,
+               points: int, now: datetime) -> dict | None:
+    """Open an alert for (asset, policy) unless one is live — the unique partial index decides, so
+    racing evaluators cannot duplicate — and, with auto_work_order, its work order in the same
+    transaction. Returns what was created (None: one was live already)."""
+    msg, msg_fr = message(policy, value, points), message(policy, value, points, "fr")
     stmt = (
         insert(Alert)
-        .values(rows)
+        .values(asset_id=asset_id, policy_id=policy.id, created_at=now, severity=policy.severity,
+                status=AlertStatus.OPEN.value, message=msg, message_fr=msg_fr, observed_value=value,
+                started_at=started_at, peak=value)
         # the predicate is literal SQL, as in the index: with bound parameters PostgreSQL cannot
         # match the partial index once psycopg prepares the statement (after a few runs)
         .on_conflict_do_nothing(index_elements=["asset_id", "policy_id"], index_where=text("status IN ('open', 'ack')"))
-        .returning(Alert.id, Alert.asset_id, Alert.message, Alert.message_fr)
+        .returning(Alert.id)
     )
-    created = session.execute(stmt).all()
-    if not created:
-        return []
-    codes = dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_([c.asset_id for c in created]))).all())
-    fired = []
-    for alert_id, asset_id, msg, msg_fr in created:
-        audit.record(session, entity="alert", entity_id=alert_id, actor=ENGINE, action="created", from_value=None,
-                     to_value=AlertStatus.OPEN.value, comment=msg, now=now,
-                     details={"policy": policy.code, "comment_fr": msg_fr})
-        wo_id = None
-        if policy.auto_work_order:
-            wo = WorkOrder(
-                alert_id=alert_id, asset_id=asset_id, title=f"{policy.title} — {codes[asset_id]}",
-                created_at=now, updated_at=now, status="open",
-                priority=PRIORITY_BY_SEVERITY[Severity(policy.severity)], notes="",
-            )
-            session.add(wo)
-            session.flush()
-            wo_id = wo.id
-            audit.record(session, entity="work_order", entity_id=wo.id, actor=ENGINE, action="created",
-                         from_value=None, to_value="open", comment=f"alert #{alert_id}: {msg}", now=now,
-                         details={"comment_fr": f"alerte n° {alert_id} : {msg_fr}"})
-        fired.append({"alert_id": alert_id, "asset_id": asset_id, "asset_code": codes[asset_id],
-                      "policy_code": policy.code, "severity": policy.severity, "message": msg,
-                      "message_fr": msg_fr, "work_order_id": wo_id})
-    return fired
+    alert_id = session.execute(stmt).scalar()
+    if alert_id is None:
+        return None
+    code = session.execute(select(Asset.code).where(Asset.id == asset_id)).scalar_one()
+    audit.record(session, entity="alert", entity_id=alert_id, actor=ENGINE, action="created", from_value=None,
+                 to_value=AlertStatus.OPEN.value, comment=msg, now=now,
+                 details={"policy": policy.code, "comment_fr": msg_fr, "started_at": started_at.isoformat()})
+    wo_id = None
+    if policy.auto_work_order:
+        wo = WorkOrder(
+            alert_id=alert_id, asset_id=asset_id, title=f"{policy.title} — {code}",
+            created_at=now, updated_at=now, status=WorkOrderStatus.OPEN.value,
+            priority=PRIORITY_BY_SEVERITY[Severity(policy.severity)], notes="",
+        )
+        session.add(wo)
+        session.flush()
+        wo_id = wo.id
+        audit.record(session, entity="work_order", entity_id=wo.id, actor=ENGINE, action="created",
+                     from_value=None, to_value="open", comment=f"alert #{alert_id}: {msg}", now=now,
+                     details={"comment_fr": f"alerte n° {alert_id} : {msg_fr}"})
+    return {"alert_id": alert_id, "asset_id": asset_id, "asset_code": code, "policy_code": policy.code,
+            "severity": policy.severity, "message": msg, "message_fr": msg_fr, "work_order_id": wo_id,
+            "started_at": started_at}
+
+
+def clear(session: Session, *, alert_id: int, at: datetime, peak: float | None, now: datetime) -> dict:
+    """The clear condition held at `at` (event time): the alert closes as condition_cleared. Its
+    work order is NOT discarded: it stays as it is, with an audit entry, and the technician
+    decides (the cause may still be there: a fan that overheated and cooled down)."""
+    alert = get_alert(session, alert_id=alert_id, lock=True)
+    before = alert.status
+    alert.status, alert.closed_by, alert.closed_at = AlertStatus.CLOSED.value, ENGINE, now
+    alert.resolution, alert.ended_at = Resolution.CONDITION_CLEARED.value, at
+    if peak is not None:
+        alert.peak = peak
+    when = at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    audit.record(session, entity="alert", entity_id=alert_id, actor=ENGINE, action="condition_cleared",
+                 from_value=before, to_value=AlertStatus.CLOSED.value, comment=f"condition cleared at {when}",
+                 now=now, details={"comment_fr": f"condition disparue à {when}", "cleared_at": at.isoformat()})
+    wo = session.scalars(select(WorkOrder).where(WorkOrder.alert_id == alert_id)).first()
+    if wo is not None and wo.status in (WorkOrderStatus.OPEN.value, WorkOrderStatus.IN_PROGRESS.value):
+        audit.record(session, entity="work_order", entity_id=wo.id, actor=ENGINE, action="condition_cleared",
+                     from_value=wo.status, to_value=wo.status,
+                     comment=f"condition cleared at {when}: alert #{alert_id} closed; check and finish or cancel",
+                     now=now, details={"comment_fr": f"condition disparue à {when} : alerte n° {alert_id} close ; "
+                                                     "vérifier puis terminer ou annuler"})
+    return {"alert_id": alert_id, "asset_id": alert.asset_id, "cleared_at": at,
+            "work_order_id": wo.id if wo is not None else None}
 
 
 def get_alert(session: Session, *, alert_id: int, lock: bool = False) -> Alert:
@@ -94,15 +139,96 @@ def acknowledge(session: Session, *, alert_id: int, actor: str, comment: str = "
     return alert
 
 
+def condition_holds(session: Session, *, alert: Alert) -> bool:
+    """Whether the alert's policy still fires on its asset at the newest reading evaluated
+    (a runtime policy holds until its counter is reset)."""
+    return bool(session.execute(
+        select(PolicyEvaluation.firing)
+        .where(PolicyEvaluation.asset_id == alert.asset_id, PolicyEvaluation.policy_id == alert.policy_id)
+    ).scalar())
+
+
 def close(session: Session, *, alert_id: int, actor: str, comment: str = "", now: datetime,
-          resolution: str = "dismissed") -> Alert:
-    """open/ack → closed; the policy may fire again afterwards."""
+          resolution: str = Resolution.CONDITION_CLEARED.value) -> Alert:
+    """open/ack → closed by hand, once the condition is gone. While it still holds, closing would
+    only make the next run open the same alert again: refused (dismiss it as a false alarm, or
+    finish its work order)."""
     alert = get_alert(session, alert_id=alert_id, lock=True)
     if alert.status == AlertStatus.CLOSED.value:
         raise InvalidTransition(f"alert {alert_id} is already closed", field="status")
-    before = alert.status
-    alert.status, alert.closed_by, alert.closed_at = AlertStatus.CLOSED.value, actor, now
-    alert.resolution = resolution
-    audit.record(session, entity="alert", entity_id=alert_id, actor=actor, action="closed",
-                 from_value=before, to_value="closed", comment=comment, now=now)
+    if resolution == Resolution.CONDITION_CLEARED.value and condition_holds(session, alert=alert):
+        raise InvalidTransition(
+            f"alert {alert_id}: its condition still holds; dismiss it (false alarm, with a silence) "
+            "or finish its work order", field="status")
+    _close(session, alert=alert, actor=actor, comment=comment, now=now, resolution=resolution, action="closed")
     return alert
+
+
+def _close(session: Session, *, alert: Alert, actor: str, comment: str, now: datetime, resolution: str,
+           action: str) -> None:
+    before = alert.status
+    alert.status, alert.closed_by, alert.closed_at, alert.resolution = AlertStatus.CLOSED.value, actor, now, resolution
+    # the episode ends at the newest reading evaluated: re-evaluating older readings (late data)
+    # cannot open it again
+    last = session.execute(
+        select(PolicyEvaluation.last_ts)
+        .where(PolicyEvaluation.asset_id == alert.asset_id, PolicyEvaluation.policy_id == alert.policy_id)
+    ).scalar()
+    alert.ended_at = max(t for t in (last, alert.started_at) if t is not None)
+    audit.record(session, entity="alert", entity_id=alert.id, actor=actor, action=action,
+                 from_value=before, to_value=AlertStatus.CLOSED.value, comment=comment, now=now,
+                 details={"resolution": resolution})
+
+
+def finish(session: Session, *, alert_id: int, actor: str, comment: str, now: datetime) -> Alert:
+    """Its work order is done: the alert closes as work_order_done (whatever the condition)."""
+    alert = get_alert(session, alert_id=alert_id, lock=True)
+    if alert.status != AlertStatus.CLOSED.value:
+        _close(session, alert=alert, actor=actor, comment=comment, now=now,
+               resolution=Resolution.WORK_ORDER_DONE.value, action="closed")
+    return alert
+
+
+def dismiss(
+    session: Session, *, alert_id: int, actor: str, reason: str, now: datetime,
+    silence_minutes: int = DEFAULT_SILENCE_MINUTES,
+) -> Alert:
+    """A false alarm: the alert closes as dismissed, its work order is cancelled, and the policy
+    is silenced on that asset for `silence_minutes` so the next run does not open it again."""
+    from engine import silences
+
+    if not reason.strip():
+        raise InvalidInput("reason: say why this is a false alarm", field="reason")
+    if silence_minutes < 0:
+        raise InvalidInput("silence_minutes: must be 0 or more", field="silence_minutes")
+    alert = get_alert(session, alert_id=alert_id, lock=True)
+    if alert.status == AlertStatus.CLOSED.value:
+        raise InvalidTransition(f"alert {alert_id} is already closed ({alert.resolution})", field="status")
+    _close(session, alert=alert, actor=actor, comment=reason, now=now, resolution=Resolution.DISMISSED.value,
+           action="dismissed")
+    wo = session.scalars(select(WorkOrder).where(WorkOrder.alert_id == alert_id).with_for_update()).first()
+    if wo is not None and wo.status in (WorkOrderStatus.OPEN.value, WorkOrderStatus.IN_PROGRESS.value):
+        before = wo.status
+        wo.status, wo.updated_at, wo.closed_at = WorkOrderStatus.CANCELLED.value, now, now
+        audit.record(session, entity="work_order", entity_id=wo.id, actor=actor, action="cancelled",
+                     from_value=before, to_value=WorkOrderStatus.CANCELLED.value,
+                     comment=f"alert #{alert_id} dismissed: {reason}", now=now,
+                     details={"comment_fr": f"alerte n° {alert_id} écartée : {reason}"})
+    if silence_minutes:
+        code = session.execute(select(Policy.code).where(Policy.id == alert.policy_id)).scalar_one()
+        silences.create(session, asset_id=alert.asset_id, policy_code=code, starts_at=now,
+                        ends_at=now + timedelta(minutes=silence_minutes), actor=actor,
+                        reason=f"alert #{alert_id} dismissed: {reason}", now=now)
+    return alert
+
+
+def live_silence(session: Session, *, asset_id: int, policy_id: int, site_id: int, at: datetime) -> Silence | None:
+    """The silence covering (asset, policy) at `at`, if any."""
+    return session.scalars(
+        select(Silence).where(
+            Silence.starts_at <= at, Silence.ends_at > at,
+            (Silence.site_id.is_(None)) | (Silence.site_id == site_id),
+            (Silence.asset_id.is_(None)) | (Silence.asset_id == asset_id),
+            (Silence.policy_id.is_(None)) | (Silence.policy_id == policy_id),
+        ).limit(1)
+    ).first()

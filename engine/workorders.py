@@ -1,5 +1,7 @@
-"""Work orders: open → in_progress → done (and back to open from in_progress); assignment, notes.
-Done closes the alert and, for a runtime policy, resets its counter."""
+"""Work orders: open → in_progress → done (and back to open from in_progress), or cancelled once
+their alert is closed (cleared by itself, or dismissed — which cancels the order itself);
+assignment, notes. Done closes the alert (work_order_done) and, for a runtime policy, resets its
+counter."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from engine import alerts, audit
 from engine.counters import reset_counter
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
-    WorkOrderStatus.OPEN.value: {WorkOrderStatus.IN_PROGRESS.value},
-    WorkOrderStatus.IN_PROGRESS.value: {WorkOrderStatus.OPEN.value, WorkOrderStatus.DONE.value},
+    WorkOrderStatus.OPEN.value: {WorkOrderStatus.IN_PROGRESS.value, WorkOrderStatus.CANCELLED.value},
+    WorkOrderStatus.IN_PROGRESS.value: {
+        WorkOrderStatus.OPEN.value, WorkOrderStatus.DONE.value, WorkOrderStatus.CANCELLED.value},
     WorkOrderStatus.DONE.value: set(),
     WorkOrderStatus.CANCELLED.value: set(),
 }
+FINISHED = (WorkOrderStatus.DONE.value, WorkOrderStatus.CANCELLED.value)
 
 
 def get_workorder(session: Session, *, workorder_id: int, lock: bool = False) -> WorkOrder:
@@ -43,9 +47,15 @@ def transition(
             f"work order {workorder_id} cannot go from {wo.status} to {to_status} (allowed: {allowed})",
             field="to_status",
         )
+    if to_status == WorkOrderStatus.CANCELLED.value and wo.alert_id is not None:
+        alert = alerts.get_alert(session, alert_id=wo.alert_id)
+        if alert.status != AlertStatus.CLOSED.value:
+            raise InvalidTransition(
+                f"work order {workorder_id}: its alert #{alert.id} is still {alert.status}; dismiss the alert "
+                "(false alarm), which cancels this order, or finish the order", field="to_status")
     before = wo.status
     wo.status, wo.updated_at = to_status, now
-    wo.closed_at = now if to_status == WorkOrderStatus.DONE.value else None
+    wo.closed_at = now if to_status in FINISHED else None
     audit.record(session, entity="work_order", entity_id=wo.id, actor=actor, action="status",
                  from_value=before, to_value=to_status, comment=comment, now=now)
     if to_status == WorkOrderStatus.DONE.value and wo.alert_id is not None:
@@ -54,10 +64,7 @@ def transition(
 
 
 def _finish_alert(session: Session, *, wo: WorkOrder, actor: str, now: datetime) -> None:
-    alert = session.get(Alert, wo.alert_id)
-    if alert.status != AlertStatus.CLOSED.value:
-        alerts.close(session, alert_id=alert.id, actor=actor, comment=f"work order #{wo.id} done", now=now,
-                     resolution="work_order_done")
+    alert = alerts.finish(session, alert_id=wo.alert_id, actor=actor, comment=f"work order #{wo.id} done", now=now)
     rule_type, metric = session.execute(
         select(Policy.rule_type, Metric.name).join(Metric, Metric.id == Policy.metric_id).where(Policy.id == alert.policy_id)
     ).one()

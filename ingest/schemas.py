@@ -140,6 +140,7 @@ class AlertOut(BaseModel):
     site_code: str
     policy_code: str
     title: str
+    title_en: str
     created_at: datetime
     severity: str
     status: str
@@ -150,6 +151,11 @@ class AlertOut(BaseModel):
     acked_at: datetime | None
     closed_by: str | None
     closed_at: datetime | None
+    resolution: str | None = Field(
+        description="why a closed alert ended: work_order_done, condition_cleared or dismissed (null while live)")
+    started_at: datetime = Field(description="event time of the first reading of the episode")
+    ended_at: datetime | None = Field(description="event time the episode ended (cleared, or last reading seen)")
+    peak: float | None = Field(description="the worst value seen during the episode")
 
 
 class AlertToHandleOut(AlertOut):
@@ -263,9 +269,13 @@ class FiredOut(BaseModel):
 
 
 class EvaluateOut(BaseModel):
-    policies: int
-    assets: int
+    policies: int = Field(description="policies evaluated")
+    assets: int = Field(description="assets with readings that arrived since the previous run")
+    readings: int = Field(description="reading instants evaluated, all policies together")
     fired: list[FiredOut]
+    cleared: int = Field(description="alerts closed because their clear condition held")
+    silenced: int = Field(description="firings held back by a silence")
+    failed: dict[str, str] = Field(description="policy code -> error, for policies that failed")
     duration_s: float
 
 

@@ -15,7 +15,10 @@ router = APIRouter(tags=["rules"])
 
 @router.post("/rules/evaluate", response_model=EvaluateOut, dependencies=[OperatorKey])
 def post_evaluate(session: SessionDep, body: EvaluateIn | None = None) -> dict:
-    """Evaluate every enabled policy now (or as of `now`); answers the alerts created."""
+    """Evaluate every enabled policy over the readings that arrived since the previous run (up to
+    `now`); answers the alerts opened, how many cleared or were held back by a silence, and the
+    policies that failed (the others still ran)."""
     result = evaluate_all(session, now=(body.now if body and body.now else datetime.now(UTC)), source="api")
-    return {"policies": result.policies, "assets": result.assets, "fired": result.fired,
-            "duration_s": result.duration_s}
+    return {"policies": result.policies, "assets": result.assets, "readings": result.readings,
+            "fired": result.fired, "cleared": len(result.cleared), "silenced": result.silenced,
+            "failed": result.failed, "duration_s": result.duration_s}

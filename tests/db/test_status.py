@@ -72,11 +72,12 @@ def test_alerts_to_handle_come_high_first_then_the_oldest_with_their_orders(pg):
     from db.queries import alerts_to_handle
 
     put(pg, "CAS-S1-CHILLER_1", "run_hours", series([600.0]))  # R4, low
-    evaluate(NOW - timedelta(minutes=30))
+    codes = ["R4", "R5"]  # not N1: CAS-S1-ELEVATOR_1 is silent since NOW - 10 min
+    evaluate(NOW - timedelta(minutes=30), codes=codes)
     put(pg, "CAS-S2-ELEVATOR_1", "motor_temp", series([85.0] * 5))  # R5, high, newer
     put(pg, "CAS-S1-ELEVATOR_1", "motor_temp", series([86.0] * 5, end=NOW - timedelta(minutes=10)))
-    evaluate(NOW - timedelta(minutes=10))  # R5 on CAS-S1, high, older
-    evaluate(NOW)
+    evaluate(NOW - timedelta(minutes=10), codes=codes)  # R5 on CAS-S1, high, older
+    evaluate(NOW, codes=codes)
     pg.execute("UPDATE work_orders SET assigned_to = 'Youssef' WHERE alert_id = "
                "(SELECT a.id FROM alerts a JOIN assets s ON s.id = a.asset_id WHERE s.code = 'CAS-S1-ELEVATOR_1')")
     with session_scope() as s:

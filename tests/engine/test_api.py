@@ -17,7 +17,9 @@ def _overheat_now(pg, api):
 
 def test_evaluate_now_answers_what_fired(pg, api):
     body = _overheat_now(pg, api)
-    assert body["policies"] == 7 and body["assets"] == 6
+    # every enabled policy ran; one asset had new readings: 5 evaluated by R5, 5 by F1 (stuck
+    # sensor), and N1 (silent sensor) looked at that asset at now
+    assert (body["policies"], body["assets"], body["readings"], body["failed"]) == (9, 1, 11, {})
     assert [(f["policy_code"], f["asset_code"], f["severity"]) for f in body["fired"]] == [
         ("R5", "CAS-S1-ELEVATOR_1", "high")
     ]
@@ -30,7 +32,13 @@ def test_alert_ack_close_and_audit_through_the_api(pg, api):
     assert r.status_code == 200 and r.json()["status"] == "ack" and r.json()["acked_by"] == "amina"
     r = api.post(f"/alerts/{alert_id}/ack", json={"actor": "amina"})
     assert r.status_code == 409 and "only an open alert" in r.json()["detail"]
-    assert api.post(f"/alerts/{alert_id}/close", json={"actor": "amina", "comment": "ok"}).json()["status"] == "closed"
+    r = api.post(f"/alerts/{alert_id}/close", json={"actor": "amina", "comment": "ok"})
+    assert r.status_code == 409 and "condition still holds" in r.json()["detail"]
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    put(pg, "CAS-S1-ELEVATOR_1", "motor_temp", series([78.0] * 5, end=later))  # below 80, above 75
+    assert api.post("/rules/evaluate", json={"now": later.isoformat()}).json()["cleared"] == 0
+    r = api.post(f"/alerts/{alert_id}/close", json={"actor": "amina", "comment": "ok"})
+    assert (r.json()["status"], r.json()["resolution"]) == ("closed", "condition_cleared")
     trail = api.get(f"/alerts/{alert_id}/audit").json()
     assert [(t["action"], t["actor"]) for t in trail] == [("created", "engine"), ("acknowledged", "amina"), ("closed", "amina")]
 

@@ -21,6 +21,13 @@ def overheat(pg):
     return evaluate(codes=["R5"]).fired[0]
 
 
+def settle(pg, at):
+    """Readings of 78 °C up to `at`, evaluated: R5 no longer fires (not > 80) and has not cleared
+    either (not <= 75) — the alert stays, and a person may close it."""
+    put(pg, ELEVATOR, "motor_temp", series([78.0] * 5, end=at))
+    assert evaluate(at, codes=["R5"]).cleared == []
+
+
 def count(pg, table: str) -> int:
     return pg.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
@@ -53,11 +60,22 @@ def test_an_acknowledged_alert_still_blocks_a_new_one(pg):
 
 def test_after_close_the_policy_can_fire_again(pg):
     f = overheat(pg)
+    settle(pg, NOW + timedelta(minutes=1))
     with session_scope() as s:
-        alerts.close(s, alert_id=f["alert_id"], actor="manager", comment="fixed", now=NOW)
-    again = evaluate(NOW + timedelta(seconds=1), codes=["R5"])
+        alerts.close(s, alert_id=f["alert_id"], actor="manager", comment="fixed", now=NOW + timedelta(minutes=1))
+    later = NOW + timedelta(minutes=2)
+    put(pg, ELEVATOR, "motor_temp", series([86.0] * 5, end=later))
+    again = evaluate(later, codes=["R5"])
     assert fired(again) == {("R5", ELEVATOR)}
     assert count(pg, "alerts") == 2
+
+
+def test_close_is_refused_while_the_condition_holds_and_changes_nothing(pg):
+    f = overheat(pg)
+    with pytest.raises(InvalidTransition, match="still holds; dismiss it"), session_scope() as s:
+        alerts.close(s, alert_id=f["alert_id"], actor="manager", comment="fixed", now=NOW)
+    assert pg.execute("SELECT status, resolution FROM alerts").fetchone() == ("open", None)
+    assert count(pg, "audit_trail") == 2  # alert and work order created, nothing else
 
 
 def test_alert_numbers_stay_consecutive_across_re_evaluations(pg):
@@ -66,9 +84,11 @@ def test_alert_numbers_stay_consecutive_across_re_evaluations(pg):
         later = NOW + timedelta(minutes=minutes)
         put(pg, ELEVATOR, "motor_temp", series([90.0] * 5, end=later))
         assert evaluate(later, codes=["R5"]).fired == []
+    settle(pg, NOW + timedelta(minutes=4))
     with session_scope() as s:
-        alerts.close(s, alert_id=f["alert_id"], actor="manager", comment="fixed", now=NOW + timedelta(minutes=3))
-    again = evaluate(NOW + timedelta(minutes=3, seconds=1), codes=["R5"]).fired
+        alerts.close(s, alert_id=f["alert_id"], actor="manager", comment="fixed", now=NOW + timedelta(minutes=4))
+    put(pg, ELEVATOR, "motor_temp", series([90.0] * 5, end=NOW + timedelta(minutes=5)))
+    again = evaluate(NOW + timedelta(minutes=5), codes=["R5"]).fired
     assert [a["alert_id"] for a in again] == [f["alert_id"] + 1]
 
 
@@ -95,6 +115,7 @@ def test_ack_then_close_is_audited_with_who_and_comment(pg):
     f = overheat(pg)
     with session_scope() as s:
         alerts.acknowledge(s, alert_id=f["alert_id"], actor="amina", comment="je regarde", now=NOW)
+    settle(pg, NOW + timedelta(minutes=1))
     with session_scope() as s:
         alerts.close(s, alert_id=f["alert_id"], actor="amina", comment="ventilation réparée", now=NOW)
     row = pg.execute("SELECT status, acked_by, closed_by FROM alerts").fetchone()
@@ -108,6 +129,7 @@ def test_ack_then_close_is_audited_with_who_and_comment(pg):
 @pytest.mark.parametrize("first,second", [("acknowledge", "acknowledge"), ("close", "acknowledge"), ("close", "close")])
 def test_illegal_alert_transitions_are_refused(pg, first, second):
     f = overheat(pg)
+    settle(pg, NOW + timedelta(minutes=1))
     with session_scope() as s:
         getattr(alerts, first)(s, alert_id=f["alert_id"], actor="x", now=NOW)
     with pytest.raises(InvalidTransition), session_scope() as s:

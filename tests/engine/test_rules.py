@@ -48,10 +48,26 @@ def test_r1_fires_just_past_20(pg):
     assert msg_fr == "Température air soufflé : moyenne 20,01 °C sur 15 min > 20 (90 mesures)", msg_fr
 
 
+def _episode(pg, code: str, asset: str) -> tuple:
+    return pg.execute(
+        "SELECT a.started_at, a.ended_at, a.status, a.resolution FROM alerts a JOIN policies p ON p.id = a.policy_id "
+        "JOIN assets x ON x.id = a.asset_id WHERE p.code = %s AND x.code = %s ORDER BY a.id", (code, asset)).fetchall()
+
+
+def _recorded(pg, code: str, asset: str) -> tuple:
+    return pg.execute(
+        "SELECT e.value, e.points, e.last_ts FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id "
+        "JOIN assets a ON a.id = e.asset_id WHERE p.code = %s AND a.code = %s", (code, asset)).fetchone()
+
+
 def test_r1_window_excludes_a_reading_exactly_15_min_old(pg):
-    old = [(NOW - timedelta(minutes=15), 500.0)]  # on the open edge of (now - 15 min, now]
+    # 500 °C at now - 15 min fires there (its own window); at now, the window (now - 15 min, now]
+    # no longer holds it: the alert clears exactly at now, not one reading later
+    old = [(NOW - timedelta(minutes=15), 500.0)]
     put(pg, HVAC, "temp_supply_air", old + series([19.0] * 10))
-    assert fired(evaluate(codes=["R1"])) == set()
+    assert fired(evaluate(codes=["R1"])) == {("R1", HVAC)}
+    assert _episode(pg, "R1", HVAC) == [(NOW - timedelta(minutes=15), NOW, "closed", "condition_cleared")]
+    assert _recorded(pg, "R1", HVAC) == (19.0, 10, NOW)
 
 
 def test_r1_window_includes_a_reading_just_inside(pg):
@@ -65,13 +81,9 @@ def test_r1_ignores_readings_after_now(pg):
     assert fired(evaluate(codes=["R1"])) == set()
 
 
-def test_r1_no_data_no_firing_and_value_is_null(pg):
+def test_r1_no_data_no_firing_and_nothing_recorded(pg):
     assert fired(evaluate(codes=["R1"])) == set()
-    row = pg.execute(
-        "SELECT e.value, e.points FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id "
-        "JOIN assets a ON a.id = e.asset_id WHERE p.code = 'R1' AND a.code = %s", (HVAC,)
-    ).fetchone()
-    assert row == (None, 0)
+    assert _recorded(pg, "R1", HVAC) is None
 
 
 # --- R2 / R5: the N most recent readings each beyond the threshold ----------------------------
@@ -112,9 +124,12 @@ def test_r5_an_older_cool_reading_within_the_last_five_prevents_firing(pg):
 def test_r3_boundary_and_window(pg):
     put(pg, CHILLER, "water_temp_out", series([14.0] * 60))
     assert fired(evaluate(codes=["R3"])) == set()
-    # one hot reading 10 min old is outside (now - 10 min, now]
-    put(pg, "CAS-S2-CHILLER_1", "water_temp_out", [(NOW - timedelta(minutes=10), 40.0)] + series([13.9] * 5))
-    assert fired(evaluate(codes=["R3"])) == set()
+    # one hot reading 10 min old fires at its own time and is outside (now - 10 min, now]: the
+    # alert clears exactly at now (avg 13.4 <= 13.5), not before
+    other = "CAS-S2-CHILLER_1"
+    put(pg, other, "water_temp_out", [(NOW - timedelta(minutes=10), 40.0)] + series([13.4] * 5))
+    assert fired(evaluate(codes=["R3"])) == {("R3", other)}
+    assert _episode(pg, "R3", other) == [(NOW - timedelta(minutes=10), NOW, "closed", "condition_cleared")]
 
 
 def test_r3_fires_just_past_14(pg):
@@ -131,9 +146,12 @@ def test_r4_at_500_does_not_fire_and_just_past_fires(pg):
     assert fired(evaluate(NOW + timedelta(seconds=10), codes=["R4"])) == {("R4", CHILLER)}
 
 
-def test_runtime_uses_the_latest_reading_only(pg):
-    put(pg, CHILLER, "run_hours", series([900.0, 10.0]))  # a counter replaced: latest is what counts
-    assert fired(evaluate(codes=["R4"])) == set()
+def test_runtime_records_the_latest_reading(pg):
+    put(pg, CHILLER, "run_hours", series([499.0]))
+    evaluate(codes=["R4"])
+    put(pg, CHILLER, "run_hours", [(NOW + timedelta(seconds=10), 10.0)])  # a counter replaced
+    assert fired(evaluate(NOW + timedelta(seconds=10), codes=["R4"])) == set()
+    assert _recorded(pg, "R4", CHILLER) == (10.0, 1, NOW + timedelta(seconds=10))
 
 
 def test_r6_door_cycles(pg):
@@ -174,8 +192,14 @@ def test_d1_needs_three_points(pg):
 
 
 def test_d1_ignores_the_rise_before_its_window(pg):
-    # steep rise 40–31 min ago, flat since: only the flat part is in the 30-min window
+    # steep rise 40–31 min ago, flat since: the rise fired when it happened; at now only the flat
+    # part is in the 30-min window, so the slope recorded at now is 0
     steep = [(NOW - timedelta(minutes=40 - i), 10.0 + i) for i in range(10)]
     flat = series([20.0] * 30, step_s=60)
     put(pg, CHILLER, "water_temp_out", steep + flat)
-    assert fired(evaluate(codes=["D1"])) == set()
+    assert fired(evaluate(codes=["D1"])) == {("D1", CHILLER)}
+    value, points, last_ts = _recorded(pg, "D1", CHILLER)
+    assert (abs(value), points, last_ts) == (0.0, 30, NOW)
+    (started, ended, status, resolution), = _episode(pg, "D1", CHILLER)
+    assert started == NOW - timedelta(minutes=38)  # the third reading of the rise: 3 points needed
+    assert (status, resolution) == ("closed", "condition_cleared") and ended < NOW

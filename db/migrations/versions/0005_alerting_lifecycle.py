@@ -82,7 +82,7 @@ def upgrade() -> None:
         "UPDATE alerts a SET resolution = CASE WHEN EXISTS (SELECT 1 FROM work_orders w WHERE w.alert_id = a.id "
         "AND w.status = 'done') THEN 'work_order_done' ELSE 'dismissed' END WHERE status = 'closed'"
     )
-    op.execute("UPDATE alerts SET started_at = created_at, peak = observed_value")
+    op.execute("UPDATE alerts SET started_at = created_at, peak = observed_value, ended_at = closed_at")
     op.alter_column("alerts", "started_at", nullable=False)
     op.create_check_constraint(
         "alerts_resolution_check", "alerts",
