@@ -118,7 +118,11 @@ v AS (
 
 _VALUES = {
     "threshold": _WINDOWED.replace("{value}", "{agg}(value) OVER w"),
-    "rate_of_change": _WINDOWED.replace("{value}", "regr_slope(value, extract(epoch FROM ts)) OVER w * 3600"),
+    # a slope needs readings spread over at least half its window: three readings ten seconds
+    # apart say nothing about a trend over 30 minutes (their noise would read as °C per hour)
+    "rate_of_change": _WINDOWED.replace(
+        "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:window AS interval) / 2 "
+                   "THEN regr_slope(value, extract(epoch FROM ts)) OVER w * 3600 END"),
     # a stuck sensor: the readings must cover the window (the first one at most window / min_points
     # after its start), or a sensor that just started would look flat
     "flat_line": _WINDOWED.replace(

@@ -192,7 +192,7 @@ def test_d1_needs_three_points(pg):
 
 
 def test_d1_ignores_the_rise_before_its_window(pg):
-    # steep rise 40–31 min ago, flat since: the rise fired when it happened; at now only the flat
+    # steep rise 40–31 min ago, flat since: the rise fired; at now only the flat
     # part is in the 30-min window, so the slope recorded at now is 0
     steep = [(NOW - timedelta(minutes=40 - i), 10.0 + i) for i in range(10)]
     flat = series([20.0] * 30, step_s=60)
@@ -201,5 +201,6 @@ def test_d1_ignores_the_rise_before_its_window(pg):
     value, points, last_ts = _recorded(pg, "D1", CHILLER)
     assert (abs(value), points, last_ts) == (0.0, 30, NOW)
     (started, ended, status, resolution), = _episode(pg, "D1", CHILLER)
-    assert started == NOW - timedelta(minutes=38)  # the third reading of the rise: 3 points needed
+    # the first reading whose window holds readings spread over 15 min (half the window): 25 min ago
+    assert started == NOW - timedelta(minutes=25)
     assert (status, resolution) == ("closed", "condition_cleared") and ended < NOW

@@ -55,7 +55,7 @@ def reference_values(code: str, rows: list[tuple[int, float]], resets=()) -> lis
         elif code == "D1":
             win = [(s, x) for s, x in rows[: i + 1] if t - 1800 < s]
             slope = None
-            if len(win) >= 3:
+            if len(win) >= 3 and win[0][0] <= t - 900:  # readings over at least half the window
                 xs, ys = [s / 3600 for s, _ in win], [x for _, x in win]
                 mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
                 den = sum((x - mx) ** 2 for x in xs)
