@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 # The columns of each export: the fields of the API's JSON answer (AlertOut, WorkOrderOut), in
 # their order (tests/ingest/test_export.py keeps them equal), so the API's `?format=csv` and the
 # dashboard's download button write the same file.
-ALERT_COLUMNS = ["id", "asset_id", "asset_code", "site_code", "policy_code", "title", "created_at", "severity",
-                 "status", "message", "message_fr", "observed_value", "acked_by", "acked_at", "closed_by",
-                 "closed_at"]
+ALERT_COLUMNS = ["id", "asset_id", "asset_code", "site_code", "policy_code", "title", "title_en", "created_at",
+                 "severity", "status", "message", "message_fr", "observed_value", "acked_by", "acked_at", "closed_by",
+                 "closed_at", "resolution", "started_at", "ended_at", "peak"]
 WORKORDER_COLUMNS = ["id", "alert_id", "asset_id", "asset_code", "site_code", "title", "created_at", "updated_at",
                      "closed_at", "status", "priority", "assigned_to", "notes", "external_ref"]
 COLUMNS = {"alerts": ALERT_COLUMNS, "workorders": WORKORDER_COLUMNS}

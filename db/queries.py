@@ -54,7 +54,7 @@ _NEAR = """coalesce(CASE p.condition
 
 # One row per asset (of one site, or all with :site_id NULL): last reading, live alerts by
 # severity, near a threshold, and its status — alert: a live medium/high alert; no_data: nothing
-# for more than 3 x the cadence; watch: only low alerts, or near a threshold; ok otherwise.
+# for more than 3 x the cadence, or a live no_data alert (N1: one of its sensors silent); watch: only low alerts, or near a threshold; ok otherwise.
 _ASSET_STATUS = f"""
 WITH scope AS (
     SELECT a.* FROM assets a WHERE CAST(:site_id AS integer) IS NULL OR a.site_id = :site_id),
@@ -65,8 +65,9 @@ seen AS (
                         ORDER BY t.ts DESC LIMIT 1) l
     GROUP BY a.id),
 live AS (
-    SELECT asset_id, {", ".join(f"count(*) FILTER (WHERE severity = '{s}') AS {s}" for s in SEVERITIES)}
-    FROM alerts WHERE status = ANY(:live) GROUP BY asset_id),
+    SELECT x.asset_id, {", ".join(f"count(*) FILTER (WHERE x.severity = '{s}') AS {s}" for s in SEVERITIES)},
+           bool_or(p.rule_type = 'no_data') AS silent
+    FROM alerts x JOIN policies p ON p.id = x.policy_id WHERE x.status = ANY(:live) GROUP BY x.asset_id),
 near AS (
     SELECT e.asset_id, bool_or({_NEAR}) AS near
     FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id WHERE p.enabled GROUP BY e.asset_id),
@@ -75,7 +76,8 @@ status AS (
            {", ".join(f"coalesce(live.{s}, 0) AS {s}" for s in SEVERITIES)},
            CASE WHEN coalesce(live.high, 0) + coalesce(live.medium, 0) > 0 THEN 'alert'
                 WHEN seen.last_seen IS NULL
-                  OR seen.last_seen < :now - make_interval(secs => 3 * a.expected_cadence_s) THEN 'no_data'
+                  OR seen.last_seen < :now - make_interval(secs => 3 * a.expected_cadence_s)
+                  OR coalesce(live.silent, false) THEN 'no_data'
                 WHEN coalesce(live.low, 0) > 0 OR coalesce(near.near, false) THEN 'watch'
                 ELSE 'ok' END AS status
     FROM scope a JOIN sites s ON s.id = a.site_id
@@ -414,7 +416,8 @@ def _workorders_query() -> Select:
     return (
         select(WorkOrder, Asset.code.label("asset_code"), Asset.type.label("asset_type"),
                Site.code.label("site_code"), Site.name.label("site_name"), Site.address.label("site_address"),
-               Policy.title_en.label("policy_title_en"), func.count().over().label("total"))
+               Policy.title_en.label("policy_title_en"), Alert.status.label("alert_status"),
+               func.count().over().label("total"))
         .join(Asset, Asset.id == WorkOrder.asset_id)
         .join(Site, Site.id == Asset.site_id)
         .outerjoin(Alert, Alert.id == WorkOrder.alert_id)
@@ -445,6 +448,7 @@ def _workorder_dict(row) -> dict:
         "assigned_to": w.assigned_to,
         "notes": w.notes,
         "external_ref": w.external_ref,
+        "alert_status": row.alert_status,
     }
 
 

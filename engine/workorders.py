@@ -25,6 +25,15 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
 FINISHED = (WorkOrderStatus.DONE.value, WorkOrderStatus.CANCELLED.value)
 
 
+def allowed_moves(status: str, alert_status: str | None) -> set[str]:
+    """The statuses a work order may go to: cancelling is for an order whose alert is closed
+    (a live alert is dismissed instead, which cancels its order)."""
+    moves = set(ALLOWED_TRANSITIONS.get(status, ()))
+    if alert_status is not None and alert_status != AlertStatus.CLOSED.value:
+        moves.discard(WorkOrderStatus.CANCELLED.value)
+    return moves
+
+
 def get_workorder(session: Session, *, workorder_id: int, lock: bool = False) -> WorkOrder:
     """One work order, or NotFound; `lock` holds it for the rest of the transaction."""
     q = select(WorkOrder).where(WorkOrder.id == workorder_id)
@@ -41,18 +50,17 @@ def transition(
     if to_status not in ALLOWED_TRANSITIONS:
         raise InvalidInput(f"to_status: unknown status {to_status!r}", field="to_status")
     wo = get_workorder(session, workorder_id=workorder_id, lock=True)
+    alert = alerts.get_alert(session, alert_id=wo.alert_id) if wo.alert_id is not None else None
     if to_status not in ALLOWED_TRANSITIONS[wo.status]:
         allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[wo.status])) or "none: it is finished"
         raise InvalidTransition(
             f"work order {workorder_id} cannot go from {wo.status} to {to_status} (allowed: {allowed})",
             field="to_status",
         )
-    if to_status == WorkOrderStatus.CANCELLED.value and wo.alert_id is not None:
-        alert = alerts.get_alert(session, alert_id=wo.alert_id)
-        if alert.status != AlertStatus.CLOSED.value:
-            raise InvalidTransition(
-                f"work order {workorder_id}: its alert #{alert.id} is still {alert.status}; dismiss the alert "
-                "(false alarm), which cancels this order, or finish the order", field="to_status")
+    if to_status not in allowed_moves(wo.status, alert.status if alert else None):
+        raise InvalidTransition(
+            f"work order {workorder_id}: its alert #{alert.id} is still {alert.status}; dismiss the alert "
+            "(false alarm), which cancels this order, or finish the order", field="to_status")
     before = wo.status
     wo.status, wo.updated_at = to_status, now
     wo.closed_at = now if to_status in FINISHED else None

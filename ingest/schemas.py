@@ -282,8 +282,8 @@ class EvaluateOut(BaseModel):
 class EvaluationOut(BaseModel):
     policy_code: str
     title: str
-    metric: str
-    unit: str
+    metric: str | None = Field(description="null for policies watching several metrics (N1, F1)")
+    unit: str | None
     condition: str
     threshold: float
     value: float | None

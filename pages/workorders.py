@@ -13,7 +13,7 @@ from dashboard.i18n import localized, t
 from dashboard.widgets import (actor_input, alert_message, asset_name, audit_action, audit_change, audit_comment,
                                page_title, policy_title, run_action, severity_badge, when)
 from db.models import WorkOrderStatus
-from engine.workorders import ALLOWED_TRANSITIONS
+from engine.workorders import allowed_moves
 
 STATUSES = [s.value for s in WorkOrderStatus]
 state, query = st.session_state, st.query_params
@@ -74,7 +74,7 @@ wo = by_id[chosen]
 left, right = st.columns([1, 1])
 with left.form("work_order"):
     actor = actor_input("wo")
-    moves = sorted(ALLOWED_TRANSITIONS.get(wo["status"], ()))  # the service's own table: only what it accepts
+    moves = sorted(allowed_moves(wo["status"], wo["alert_status"]))  # the service's own rule: only what it accepts
     st.markdown(f"{t('status')} : **{t('wo_' + wo['status'])}**")
     if moves:
         to = st.selectbox(t("new_status"), [None, *moves], key=f"wo_to_{chosen}_{wo['status']}",

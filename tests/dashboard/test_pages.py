@@ -90,16 +90,17 @@ def test_editing_a_work_order_persists(app, live_data, pg):
 
 def test_the_work_order_form_offers_only_the_moves_the_service_allows(app, live_data, pg):
     from dashboard.i18n import FR
-    from engine.workorders import ALLOWED_TRANSITIONS
+    from engine.workorders import allowed_moves
 
     wo = live_data["work_order_id"]
     at = app("pages/workorders.py")
-    assert at.selectbox(key=f"wo_to_{wo}_open").options == ["— inchangé", "En cours"]  # not "Terminé"
+    # not "Terminé" (open -> done is refused), not "Annulé" (its alert is live: dismiss it instead)
+    assert at.selectbox(key=f"wo_to_{wo}_open").options == ["— inchangé", "En cours"]
     at.selectbox(key=f"wo_to_{wo}_open").set_value("in_progress")
     at.button[0].click().run()
     at = app("pages/workorders.py")
     moves = at.selectbox(key=f"wo_to_{wo}_in_progress").options
-    assert moves == ["— inchangé", *(FR["wo_" + m] for m in sorted(ALLOWED_TRANSITIONS["in_progress"]))]
+    assert moves == ["— inchangé", *(FR["wo_" + m] for m in sorted(allowed_moves("in_progress", "open")))]
     assert "Ouvert" in moves and "Terminé" in moves
     at.selectbox(key=f"wo_to_{wo}_in_progress").set_value("done")
     at.button[0].click().run()
