@@ -79,11 +79,22 @@ def end(session: Session, *, silence_id: int, actor: str, now: datetime) -> Sile
     return silence
 
 
-def list_silences(session: Session, *, now: datetime, active: bool | None = None) -> list[dict]:
+def get_silence(session: Session, *, silence_id: int, now: datetime) -> dict:
+    """One silence as `list_silences` describes it, or NotFound."""
+    found = list_silences(session, now=now, silence_id=silence_id)
+    if not found:
+        raise NotFound(f"silence {silence_id} not found", field="silence_id")
+    return found[0]
+
+
+def list_silences(session: Session, *, now: datetime, active: bool | None = None,
+                  silence_id: int | None = None) -> list[dict]:
     """Silences, newest first; `active`: only those covering `now` (or, False, the others)."""
     q = (select(Silence, Site.code, Asset.code, Policy.code)
          .outerjoin(Site, Site.id == Silence.site_id).outerjoin(Asset, Asset.id == Silence.asset_id)
          .outerjoin(Policy, Policy.id == Silence.policy_id).order_by(Silence.starts_at.desc(), Silence.id.desc()))
+    if silence_id is not None:
+        q = q.where(Silence.id == silence_id)
     if active is True:
         q = q.where(Silence.starts_at <= now, Silence.ends_at > now)
     elif active is False:

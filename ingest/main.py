@@ -20,7 +20,9 @@ from db.settings import get_settings
 from ingest.deps import ReadAccess, TelemetryPath
 from ingest.observability import ApiMetrics, LatencyMiddleware
 from ingest.schemas import error_responses
-from ingest.routes import alerts, health, integrations, kpis, rules, simulator, sites, telemetry, workorders
+from ingest.routes import (
+    alerts, health, integrations, kpis, policies, rules, silences, simulator, sites, telemetry, workorders,
+)
 from ingest.telemetry import DATABASE_DOWN, AsyncWriter, Catalog
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ API_PREFIX = "/api/v1"
 # What people and integrations read and act on: reads pass `ReadAccess` (open, or a key when
 # API_READS_REQUIRE_KEY); each action carries `OperatorKey` itself. Add new resources here.
 ROUTERS = [sites.router, alerts.router, workorders.router, rules.router, simulator.router,
-           kpis.router, integrations.router]
+           kpis.router, integrations.router, silences.router, policies.router]
 # Their own rules: telemetry needs an ingest key (`IngestKey`), health is open (probes).
 OPEN_ROUTERS = [telemetry.router, health.router,
                 integrations.gmao_router]  # signed with WEBHOOK_SECRET instead of a key

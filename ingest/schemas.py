@@ -303,6 +303,163 @@ class SiteRollupOut(SiteOut):
     at_risk: bool
 
 
+# --- dismissal, silences, per-asset overrides, backtest (issue 10) ----------------------------
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class DismissIn(InputModel):
+    """A false alarm: close the alert as dismissed, cancel its work order, silence the policy on
+    that asset for `silence_minutes` (0: no silence)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"actor": "amina", "reason": "capteur débranché pendant le nettoyage", "silence_minutes": 60}]})
+    actor: str = Actor
+    reason: str = Field(min_length=1, max_length=2000, description="why this is a false alarm")
+    silence_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60,
+                                 description="silence the policy on that asset this long (0: none)")
+
+
+class SilenceIn(InputModel):
+    """A maintenance window: at least one of site_code, asset_code, policy_code; all given must match."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"asset_code": "CAS-S1-CHILLER_1", "starts_at": "2026-03-02T08:00:00Z", "ends_at": "2026-03-02T10:00:00Z",
+         "reason": "maintenance en cours", "actor": "amina"}]})
+    site_code: str | None = Field(default=None, min_length=1, max_length=32)
+    asset_code: str | None = Field(default=None, min_length=1, max_length=64)
+    policy_code: str | None = Field(default=None, min_length=1, max_length=32)
+    starts_at: AwareDatetime = Field(description="ISO 8601 with a zone")
+    ends_at: AwareDatetime = Field(description="ISO 8601 with a zone, after starts_at and in the future")
+    reason: str = Field(min_length=1, max_length=2000)
+    actor: str = Actor
+
+
+class SilenceOut(BaseModel):
+    id: int
+    site_code: str | None
+    asset_id: int | None
+    asset_code: str | None
+    policy_code: str | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+    ended_by: str | None = Field(description="who ended it early (null otherwise)")
+    active: bool = Field(description="covers the present instant")
+
+
+class OverrideIn(InputModel):
+    """Tune a policy for one asset; a field left out (or null) keeps the policy's value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"threshold": 21.5, "actor": "amina"}]})
+    threshold: Finite | None = None
+    clear_threshold: Finite | None = None
+    enabled: bool | None = None
+    actor: str = Actor
+
+
+class OverrideOut(BaseModel):
+    threshold: float | None
+    clear_threshold: float | None
+    enabled: bool | None
+    source: str = Field(description="'file' (db/policies.yaml overrides:) or 'api'")
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+class EffectivePolicyOut(BaseModel):
+    """A policy as evaluated for one asset (its override applied)."""
+
+    code: str
+    title: str
+    title_en: str
+    rule_type: str
+    metric: str | None
+    unit: str | None
+    aggregation: str | None
+    condition: str
+    threshold: float
+    clear_condition: str | None
+    clear_threshold: float | None
+    enabled: bool
+    window_minutes: int | None
+    consecutive_points: int | None
+    for_minutes: int | None
+    severity: str
+    policy_threshold: float = Field(description="the policy's own threshold (before the override)")
+    policy_clear_threshold: float | None
+    override: OverrideOut | None
+
+
+class AssetOverrideOut(BaseModel):
+    asset_id: int
+    asset_code: str | None
+    threshold: float | None
+    clear_threshold: float | None
+    enabled: bool | None
+    source: str
+
+
+class PolicyOut(BaseModel):
+    code: str
+    title: str
+    title_en: str
+    description: str | None
+    description_en: str | None
+    asset_type: str | None = Field(description="null: every asset type")
+    metric: str | None = Field(description="null for policies watching several metrics (N1, F1)")
+    unit: str | None
+    rule_type: str
+    aggregation: str | None
+    condition: str
+    threshold: float
+    clear_condition: str | None = Field(description="hysteresis: the alert clears when this holds (null: never by itself)")
+    clear_threshold: float | None
+    window_minutes: int | None
+    consecutive_points: int | None
+    min_points: int | None
+    for_minutes: int | None = Field(description="pending period: the condition must hold this long first")
+    severity: str
+    enabled: bool
+    auto_work_order: bool
+    overrides: list[AssetOverrideOut]
+
+
+class BacktestIn(InputModel):
+    """The period to replay and, optionally, what-if parameters and one asset."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"from": "2026-02-01T00:00:00Z", "to": "2026-03-01T00:00:00Z", "threshold": 21}]})
+    from_: AwareDatetime = Field(alias="from", description="start of the period (ISO 8601 with a zone)")
+    to: AwareDatetime = Field(description="end of the period, after `from`, at most 366 days later")
+    threshold: Finite | None = None
+    clear_threshold: Finite | None = None
+    window_minutes: int | None = Field(default=None, ge=1, le=1440)
+    consecutive_points: int | None = Field(default=None, ge=1, le=1000)
+    asset_code: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class FiringOut(BaseModel):
+    asset_code: str
+    start: datetime = Field(description="when the alert would have opened")
+    end: datetime | None = Field(description="when it would have cleared (null: still firing at `to`)")
+    peak: float | None = Field(description="the worst value of the episode")
+
+
+class BacktestOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    policy: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    parameters: dict[str, float | int | None] = Field(description="the parameters replayed (policy's or what-if)")
+    firings: list[FiringOut]
+    alerts: int = Field(description="alerts it would have opened")
+    work_orders: int = Field(description="work orders it would have created")
+
+
 # --- simulator faults ------------------------------------------------------------------------
 
 class FaultIn(InputModel):

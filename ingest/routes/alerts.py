@@ -13,7 +13,7 @@ from db.models import AlertStatus, Severity
 from engine import alerts, audit
 from ingest.deps import OperatorKey, BigId, SessionDep, SmallIdFilter
 from ingest.export import CSV_RESPONSE, ListFormat, csv_response
-from ingest.schemas import AlertAction, AlertOut, AlertToHandleOut, AuditOut
+from ingest.schemas import AlertAction, AlertOut, AlertToHandleOut, AuditOut, DismissIn
 
 router = APIRouter(tags=["alerts"])
 
@@ -67,6 +67,17 @@ def post_ack(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
 def post_close(alert_id: BigId, body: AlertAction, session: SessionDep) -> dict:
     """Close an open or acknowledged alert (409 if already closed)."""
     alerts.close(session, alert_id=alert_id, actor=body.actor, comment=body.comment, now=datetime.now(UTC))
+    session.flush()
+    return queries.get_alert_row(session, alert_id=alert_id)
+
+
+@router.post("/alerts/{alert_id}/dismiss", response_model=AlertOut, dependencies=[OperatorKey])
+def post_dismiss(alert_id: BigId, body: DismissIn, session: SessionDep) -> dict:
+    """A false alarm: close the alert as `dismissed`, cancel its work order and silence its policy
+    on that asset for `silence_minutes` (default 60) so the next run does not open it again
+    (409 if already closed)."""
+    alerts.dismiss(session, alert_id=alert_id, actor=body.actor, reason=body.reason, now=datetime.now(UTC),
+                   silence_minutes=body.silence_minutes)
     session.flush()
     return queries.get_alert_row(session, alert_id=alert_id)
 
