@@ -46,7 +46,7 @@ r AS (
          AND t.ts >= :start AND t.ts <= :end
 )
 SELECT asset_id, ts + thr * interval '1 minute' AS start, next_ts AS end,
-       extract(epoch FROM coalesce(next_ts, CAST(:end AS timestamptz)) - ts) / 60.0 AS peak
+       CAST(extract(epoch FROM coalesce(next_ts, CAST(:end AS timestamptz)) - ts) / 60.0 AS float8) AS peak
 FROM r WHERE coalesce(next_ts, CAST(:end AS timestamptz)) - ts >= thr * interval '1 minute'
 ORDER BY asset_id, start
 """

@@ -95,18 +95,19 @@ _REACH = {
     "threshold": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
     "rate_of_change": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
     "flat_line": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
-    "consecutive": "coalesce((SELECT t.ts FROM telemetry t WHERE t.asset_id = r.asset_id AND t.metric_id = r.metric_id "
-                   "AND t.ts > r.hi AND t.ts <= :until ORDER BY t.ts OFFSET greatest(:before - 1, 0) LIMIT 1), "
+    "consecutive": "coalesce((SELECT t.ts FROM readings(r.asset_id, r.metric_id, r.hi + interval '1 microsecond', "
+                   ":until) t ORDER BY t.ts OFFSET greatest(:before - 1, 0) LIMIT 1), "
                    "greatest(r.hi, CAST(:until AS timestamptz)))",
 }
 
 # the readings in (lo - window, hi], the window's aggregate at each (RANGE frames: the window is
-# (t - window, t], so the frame starts one microsecond after t - window)
+# (t - window, t], so the frame starts one microsecond after t - window). Readings come through
+# readings() / latest_readings() (migration 0006): the hot partitions and the cold tier alike.
 _WINDOWED = """
 pts AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, t.ts >= s.lo AS evaluated
-    FROM scope s JOIN telemetry t ON t.asset_id = s.asset_id AND t.metric_id = s.metric_id
-         AND t.ts > s.lo - CAST(:window AS interval) AND t.ts <= s.hi
+    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
+         s.lo - CAST(:window_frame AS interval), s.hi) t
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {value} AS value, NULL::float8 AS cvalue,
@@ -131,14 +132,12 @@ _VALUES = {
     "consecutive": """
 pts AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, true AS evaluated
-    FROM scope s JOIN telemetry t ON t.asset_id = s.asset_id AND t.metric_id = s.metric_id
-         AND t.ts >= s.lo AND t.ts <= s.hi
+    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
     UNION ALL
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
-    FROM scope s CROSS JOIN LATERAL (
-        SELECT t.ts, t.value FROM telemetry t
-        WHERE t.asset_id = s.asset_id AND t.metric_id = s.metric_id AND t.ts < s.lo
-        ORDER BY t.ts DESC LIMIT :before) p
+    FROM scope s CROSS JOIN LATERAL latest_readings(s.asset_id, s.metric_id, s.lo - interval '1 microsecond',
+                                                    :before) p
+    WHERE :before > 0
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {agg}(value) OVER w AS value,
@@ -153,15 +152,14 @@ v AS (
            NULL::float8 AS cvalue, t.value - coalesce((SELECT r.baseline FROM counter_resets r
                                WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
                                ORDER BY r.reset_at DESC LIMIT 1), 0) AS value
-    FROM scope s JOIN telemetry t ON t.asset_id = s.asset_id AND t.metric_id = s.metric_id
-         AND t.ts >= s.lo AND t.ts <= s.hi
+    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
 )""",
     # silent sensors have no readings to evaluate: one instant, `hi` (the run's now), whose value
     # is the minutes since the most silent metric's newest reading
     "no_data": """
 v AS (
     SELECT s.asset_id, 0 AS metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
-           NULL::float8 AS cvalue, max(extract(epoch FROM s.hi - l.last_ts) / 60.0) AS value, count(*) AS points
+           NULL::float8 AS cvalue, CAST(max(extract(epoch FROM s.hi - l.last_ts) / 60.0) AS float8) AS value, count(*) AS points
     FROM scope s JOIN telemetry_latest l ON l.asset_id = s.asset_id AND l.metric_id = s.metric_id
     GROUP BY s.asset_id, s.site_id, s.thr, s.cthr, s.hi
 )""",
