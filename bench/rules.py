@@ -1,10 +1,17 @@
-"""Rules benchmark (issue 3): one full evaluation of every policy over 1,000 assets, as history
-grows from 1 h to 24 h of 10-second readings.
+"""Rules benchmark (issues 3 and 10): one evaluation run over the readings that arrived in the
+last 60 s, as the fleet and the history grow; and one backtest over 30 days.
 
-Run: .venv/bin/python bench/rules.py [--assets 1000] [--hours 1 6 24]
-Uses DATABASE_URL's server or a temporary embedded one, in a throwaway database.
-History is generated inside PostgreSQL (generate_series) for the metrics the policies read.
-Ends with one JSON line: assets, eval_s_1h, eval_s_24h (and eval_s by hours).
+Run: .venv/bin/python bench/rules.py [--assets 1000] [--hours 1 24] [--fleet 10000]
+                                      [--backtest-assets 1000] [--backtest-days 30]
+Uses DATABASE_URL's server or a temporary embedded one, in a throwaway database. Readings are
+generated inside PostgreSQL (generate_series), every 10 s, for the metrics the policies read
+(sized for this machine's disk: --assets × 2 metrics × --hours, --fleet × 2 metrics × 1 h,
+--backtest-assets HVAC units × 1 metric × --backtest-days).
+
+Each evaluation figure: the previous runs have consumed the history; 60 s of new readings
+arrive for every asset; one run of every policy (rolled back, median of 3).
+Ends with one JSON line: assets, eval_s_1h, eval_s_24h, eval_s (by hours), fleet, eval_s_10k,
+backtest_assets, backtest_days, backtest_readings, backtest_s_30d.
 """
 
 from __future__ import annotations
@@ -31,25 +38,34 @@ SHAPE = {
 }
 
 
-def add_assets(dsn: str, n: int) -> None:
+def add_assets(dsn: str, n: int, *, prefix: str, types: list[str] | None = None) -> None:
+    types = types or list(POLICY_METRICS)
     with psycopg.connect(dsn) as conn:
         site = conn.execute(
-            "INSERT INTO sites (code, name, city) VALUES ('BENCH', 'Bench site', 'Casablanca') RETURNING id"
+            "INSERT INTO sites (code, name, city) VALUES (%s, %s, 'Casablanca') "
+            "ON CONFLICT (code) DO UPDATE SET name = excluded.name RETURNING id", (prefix, f"Bench {prefix}")
         ).fetchone()[0]
-        types = list(POLICY_METRICS)
         conn.execute(
             "INSERT INTO assets (code, name, type, site_id, expected_cadence_s) "
-            "SELECT 'BENCH-' || i, 'bench ' || i, (%s::text[])[1 + (i %% 3)], %s, 10 FROM generate_series(1, %s) i",
-            (types, site, n),
+            "SELECT %s || '-' || i, 'bench ' || i, (%s::text[])[1 + (i %% %s)], %s, 10 FROM generate_series(1, %s) i",
+            (prefix, types, len(types), site, n),
         )
 
 
-def load_history(dsn: str, start: datetime, end: datetime) -> int:
-    """Readings every 10 s in [start, end) for the policy metrics of every bench asset."""
+def ensure_partitions(start: datetime, end: datetime) -> None:
+    from db.session import session_scope
+    from engine.maintenance import ensure_day_partitions
+
+    with session_scope() as s:
+        ensure_day_partitions(s, start=start, end=end)
+
+
+def load(dsn: str, prefix: str, start: datetime, end: datetime, *, metrics: dict | None = None) -> int:
+    """Readings every 10 s in [start, end) for the policy metrics of the assets named prefix-*."""
     total = 0
     with psycopg.connect(dsn) as conn:
-        for typ, metrics in POLICY_METRICS.items():
-            for metric in metrics:
+        for typ, names in (metrics or POLICY_METRICS).items():
+            for metric in names:
                 base, amp = SHAPE[metric]
                 counter = metric in ("run_hours", "door_cycles")
                 value = (
@@ -61,23 +77,32 @@ def load_history(dsn: str, start: datetime, end: datetime) -> int:
                     f"INSERT INTO telemetry (asset_id, metric_id, ts, value) "
                     f"SELECT a.id, m.id, ts, {value} FROM assets a, metrics m, "
                     f"generate_series(%(start)s, %(end)s - interval '1 second', interval '10 seconds') ts "
-                    f"WHERE a.type = %(typ)s AND a.code LIKE 'BENCH-%%' AND m.name = %(metric)s",
+                    f"WHERE a.type = %(typ)s AND a.code LIKE %(like)s AND m.name = %(metric)s",
                     {"start": start, "end": end, "typ": typ, "metric": metric, "base": base, "amp": amp,
-                     "t0": NOW - timedelta(hours=48)},
+                     "t0": NOW - timedelta(days=60), "like": prefix + "-%"},
                 )
                 total += cur.rowcount
         conn.commit()
-        conn.autocommit = True
-        conn.execute("VACUUM ANALYZE telemetry")
     return total
 
 
-def time_evaluation(repeats: int = 3) -> tuple[float, int, int]:
-    """Median seconds of one full evaluation (rolled back, so each run sees the same state)."""
+def settle(dsn: str) -> None:
+    """As if every earlier run had happened: arrivals consumed, newest reading times known."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE telemetry_arrivals, telemetry_dirty_hours")
+        conn.execute("INSERT INTO telemetry_latest (asset_id, metric_id, last_ts) "
+                     "SELECT asset_id, metric_id, max(ts) FROM telemetry GROUP BY 1, 2 "
+                     "ON CONFLICT (asset_id, metric_id) DO UPDATE SET last_ts = excluded.last_ts")
+        conn.execute("VACUUM ANALYZE telemetry")
+
+
+def time_run(dsn: str, prefix: str, repeats: int = 3) -> tuple[float, int, int, int]:
+    """Median seconds of one run over 60 s of new readings (each run rolled back)."""
     from db.session import get_engine
     from engine.evaluate import evaluate_all
     from sqlalchemy.orm import Session
 
+    load(dsn, prefix, NOW - timedelta(seconds=60), NOW)
     times = []
     for _ in range(repeats):
         with Session(get_engine()) as session:
@@ -85,37 +110,96 @@ def time_evaluation(repeats: int = 3) -> tuple[float, int, int]:
             result = evaluate_all(session, now=NOW, source="bench")
             times.append(time.perf_counter() - t)
             session.rollback()
-    return statistics.median(times), result.policies, result.assets
+    assert not result.failed, result.failed
+    # leave the minute consumed, as the scheduler would
+    with Session(get_engine()) as session:
+        evaluate_all(session, now=NOW, source="bench")
+        session.commit()
+    return statistics.median(times), result.policies, result.assets, result.readings
+
+
+def drop_readings(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE telemetry, telemetry_arrivals, telemetry_latest, policy_evaluations, alerts, "
+                     "work_orders, audit_trail, outbox_events CASCADE")
+        conn.execute("DELETE FROM assets WHERE code LIKE 'BENCH%'")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--assets", type=int, default=1000)
-    ap.add_argument("--hours", type=int, nargs="+", default=[1, 6, 24])
+    ap.add_argument("--assets", type=int, default=1000, help="assets for the history growth figures")
+    ap.add_argument("--hours", type=int, nargs="+", default=[1, 24])
+    ap.add_argument("--fleet", type=int, default=10000, help="assets for eval_s_10k (1 h of history)")
+    ap.add_argument("--backtest-assets", type=int, default=1000)
+    ap.add_argument("--backtest-days", type=int, default=30)
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    results: dict[int, float] = {}
+    out: dict = {}
     with throwaway_database() as url:
         dsn = libpq_url(url)
-        add_assets(dsn, args.assets)
-        loaded_from = NOW
-        rows = 0
-        time_evaluation(1)  # warm-up (imports, plans)
+        ensure_partitions(NOW - timedelta(days=args.backtest_days + 1), NOW + timedelta(days=1))
+
+        # 1. history growth at --assets
+        add_assets(dsn, args.assets, prefix="BENCH")
+        results: dict[int, float] = {}
+        loaded_from, rows = NOW - timedelta(seconds=60), 0
         for hours in sorted(args.hours):
             start = NOW - timedelta(hours=hours)
             t = time.perf_counter()
-            rows += load_history(dsn, start, loaded_from)
+            rows += load(dsn, "BENCH", start, loaded_from)
             loaded_from = start
+            settle(dsn)
             load_s = time.perf_counter() - t
-            secs, policies, assets = time_evaluation()
+            secs, policies, assets, readings = time_run(dsn, "BENCH")
             results[hours] = secs
-            print(f"{hours:>3} h of history: {rows:>12,} readings (loaded in {load_s:.0f} s) — "
-                  f"one evaluation of {policies} policies over {assets} assets: {secs * 1000:.0f} ms")
-    first, last = min(results), max(results)
-    growth = results[last] / results[first] - 1
-    print(f"{last} h vs {first} h: {growth:+.0%}")
-    print(json.dumps({"assets": assets, "eval_s_1h": round(results[first], 4), "eval_s_24h": round(results[last], 4),
-                      "eval_s": {str(h): round(s, 4) for h, s in results.items()}}))
+            print(f"{hours:>3} h of history: {rows:>12,} readings (loaded in {load_s:.0f} s) — one run of "
+                  f"{policies} policies over the 60 s that arrived ({assets} assets, {readings:,} readings "
+                  f"evaluated): {secs * 1000:.0f} ms")
+            with psycopg.connect(dsn, autocommit=True) as conn:  # the next load starts from scratch again
+                conn.execute("DELETE FROM telemetry WHERE ts >= %s", (NOW - timedelta(seconds=60),))
+        first, last = min(results), max(results)
+        print(f"{last} h vs {first} h: {results[last] / results[first] - 1:+.0%}")
+        out.update(assets=args.assets, eval_s_1h=round(results[first], 4), eval_s_24h=round(results[last], 4),
+                   eval_s={str(h): round(s, 4) for h, s in results.items()})
+        drop_readings(dsn)
+
+        # 2. the fleet: --fleet assets, 1 h of history
+        add_assets(dsn, args.fleet, prefix="BENCHF")
+        t = time.perf_counter()
+        rows = load(dsn, "BENCHF", NOW - timedelta(hours=1), NOW - timedelta(seconds=60))
+        settle(dsn)
+        print(f"fleet: {args.fleet:,} assets, {rows:,} readings of history (loaded in {time.perf_counter() - t:.0f} s)")
+        secs, policies, assets, readings = time_run(dsn, "BENCHF")
+        print(f"one run of {policies} policies over the 60 s that arrived ({assets:,} assets, {readings:,} readings "
+              f"evaluated): {secs * 1000:.0f} ms")
+        out.update(fleet=args.fleet, eval_s_10k=round(secs, 4))
+        drop_readings(dsn)
+
+        # 3. backtest: R1 over --backtest-days for --backtest-assets HVAC units
+        from db.session import session_scope
+        from engine.backtest import backtest
+
+        add_assets(dsn, args.backtest_assets, prefix="BENCHB", types=["HVAC"])
+        t = time.perf_counter()
+        start = NOW - timedelta(days=args.backtest_days)
+        rows = 0
+        for d in range(args.backtest_days):  # a day at a time: bounded transactions
+            rows += load(dsn, "BENCHB", start + timedelta(days=d), start + timedelta(days=d + 1),
+                         metrics={"HVAC": ["temp_supply_air"]})
+        settle(dsn)
+        print(f"backtest data: {args.backtest_assets:,} HVAC units × {args.backtest_days} days = {rows:,} readings "
+              f"(loaded in {time.perf_counter() - t:.0f} s)")
+        times = []
+        for _ in range(2):
+            with session_scope() as s:
+                t = time.perf_counter()
+                bt = backtest(s, code="R1", start=start, end=NOW, threshold=16.4)  # below the peaks: it fires
+                times.append(time.perf_counter() - t)
+        print(f"backtest R1 (threshold 16.4) over {args.backtest_days} days: {bt['alerts']:,} firings, "
+              f"{min(times):.2f} s (best of 2)")
+        out.update(backtest_assets=args.backtest_assets, backtest_days=args.backtest_days, backtest_readings=rows,
+                   backtest_s_30d=round(min(times), 3))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
