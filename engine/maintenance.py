@@ -179,6 +179,7 @@ def compact_day(session: Session, *, day: datetime) -> int:
     name = f"telemetry_p{day:%Y%m%d}"
     # writers of that (old) day wait until the commit; readers go on
     session.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))
+    session.execute(text("SET LOCAL work_mem = '256MB'"))  # the day's sort in memory, not on disk
     ensure_month_partitions(session, table="telemetry_cold", start=day, end=day)
     moved = _fold_into_cold(session, src=name, day=day)
     session.execute(text(f"TRUNCATE {name}"))

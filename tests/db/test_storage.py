@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from db.session import session_scope
 from engine.maintenance import day_partitions, ensure_day_partitions, maintain, month_partitions
 from ingest.telemetry import AsyncWriter
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, insert_points
 from tests.engine.helpers import NOW, ids
 
 ASSET = "CAS-S1-CHILLER_1"
@@ -255,3 +255,25 @@ def test_maintain_killed_in_the_middle_loses_nothing_and_the_next_pass_finishes(
     assert pg.execute(CHECKSUM).fetchone() == before
     assert pg.execute("SELECT count(*) FROM telemetry WHERE ts < %s", (first + timedelta(days=4),)).fetchone()[0] == 0
     assert pg.execute("SELECT count(DISTINCT day) FROM telemetry_cold").fetchone()[0] == 4
+
+
+def test_the_scheduler_runs_the_maintenance_pass(pg, database_url):
+    """`python -m engine` (an active instance and a standby): a late reading of a day older than
+    the hot days is folded into the cold tier by the maintenance job."""
+    aid, mid = ids(pg, ASSET, "water_temp_out")
+    old = datetime.now(UTC) - timedelta(days=20)
+    insert_points(pg, [(aid, mid, old, 3.25)])
+    env = {**os.environ, "DATABASE_URL": database_url, "RULES_INTERVAL_S": "30", "MAINTENANCE_INTERVAL_S": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "engine"], cwd=PROJECT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while not pg.execute("SELECT count(*) FROM telemetry_cold").fetchone()[0]:
+            assert time.monotonic() < deadline, "no maintenance pass within 60 s"
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(15)
+    assert pg.execute("SELECT count(*) FROM telemetry WHERE ts < %s", (old + timedelta(days=1),)).fetchone()[0] == 0
+    assert pg.execute("SELECT ts, value FROM readings(%s, %s, %s, %s)", (aid, mid, old, old)).fetchall() == [(old, 3.25)]
