@@ -76,10 +76,32 @@ def generate_day(conn, table: str, first: int, last: int, mids: list[int], day: 
     return total
 
 
+def server_cpu_s(dsn: str) -> float:
+    """CPU seconds used so far by the server's processes (the bench's own server: this machine is
+    shared, so throughput per CPU-second is reported beside wall-clock figures)."""
+    import os
+
+    with psycopg.connect(dsn) as conn:
+        datadir = conn.execute("SHOW data_directory").fetchone()[0]
+    postmaster = int(open(f"{datadir}/postmaster.pid").readline())
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(pid) == postmaster or int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def relation_bytes(conn, parent: str, name_like: str) -> int:
-    return conn.execute(
+    """Bytes on disk (heap, TOAST, indexes) of the partitions of `parent` named like `name_like`."""
+    return int(conn.execute(
         "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = %s::regclass AND c.relname LIKE %s", (parent, name_like)).fetchone()[0]
+        "WHERE i.inhparent = %s::regclass AND c.relname LIKE %s", (parent, name_like)).fetchone()[0])
 
 
 DAY_CHECKSUM = (
@@ -122,11 +144,35 @@ def main() -> None:
             before = conn.execute(DAY_CHECKSUM, (DAY, DAY + timedelta(days=1), first, last)).fetchone()
         with session_scope() as s:  # every hour before the day is rolled up: the pass rolls up the day
             set_state(s, name="rollup_until", at=DAY)
+        cpu0 = server_cpu_s(dsn)
         report = maintain(now=DAY + timedelta(days=HOT_DAYS + 1), hot_days=HOT_DAYS)
+        maintain_cpu_s = server_cpu_s(dsn) - cpu0
         maintain_s = report.seconds
         print("\n".join("  " + line for line in report.lines()))
-        print(f"  steps: {report.step_seconds}")
+        print(f"  steps (s): {report.step_seconds}; server CPU: {maintain_cpu_s:.0f} s")
         compact_s = report.step_seconds[f"compact {DAY:%Y-%m-%d}"] + report.step_seconds[f"drop {part}"]
+        # the compaction alone, again, for its CPU time: a copy of the day, compacted as the day before
+        from engine.maintenance import compact_day
+
+        other = DAY - timedelta(days=1)
+        with session_scope() as s:
+            ensure_day_partitions(s, start=other, end=other)
+        with psycopg.connect(dsn) as conn:  # the compacted day, decoded, shifted by one day
+            conn.execute(
+                f"INSERT INTO telemetry_p{other:%Y%m%d} SELECT r.asset_id, r.metric_id, "
+                "r.ts - interval '1 day', r.value FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types) "
+                "CROSS JOIN LATERAL readings(a.id, m.id, %s, %s) r WHERE a.id BETWEEN %s AND %s",
+                (DAY, DAY + timedelta(days=1) - timedelta(microseconds=1), first, last))
+            conn.commit()
+            conn.autocommit = True
+            conn.execute(f"VACUUM ANALYZE telemetry_p{other:%Y%m%d}")
+        cpu0, t = server_cpu_s(dsn), time.perf_counter()
+        with session_scope() as s:
+            again = compact_day(s, day=other)
+        compact2_s, compact2_cpu_s = time.perf_counter() - t, server_cpu_s(dsn) - cpu0
+        assert again == day_points
+        print(f"compaction again, alone: {again:,} readings in {compact2_s:.0f} s, server CPU {compact2_cpu_s:.0f} s "
+              f"({again / compact2_cpu_s:,.0f} readings per CPU-second)")
         with psycopg.connect(dsn, autocommit=True) as conn:
             cold_bytes = relation_bytes(conn, "telemetry_cold", "telemetry_cold_p%")
             after = conn.execute(DAY_CHECKSUM, (DAY, DAY + timedelta(days=1), first, last)).fetchone()
@@ -185,7 +231,7 @@ def main() -> None:
         report = maintain(now=NOW, hot_days=HOT_DAYS, telemetry_retention_days=60)
         assert rpart in report.partitions_dropped
         drop_ms = report.step_seconds[f"drop {rpart}"] * 1000
-        print(f"retention: dropped {rpart} ({r_points:,} readings, {float(r_bytes) / 1e9:.2f} GB) in {drop_ms:.0f} ms")
+        print(f"retention: dropped {rpart} ({r_points:,} readings, {r_bytes / 1e9:.2f} GB) in {drop_ms:.0f} ms")
         from engine.maintenance import drop_partition
 
         t = time.perf_counter()
@@ -201,6 +247,8 @@ def main() -> None:
         "chart_1y_ms": round(chart_ms, 1),
         "retention_drop_ms": round(drop_ms, 1),
         "maintain_s_day": round(maintain_s, 1),
+        "maintain_cpu_s_day": round(maintain_cpu_s, 1),
+        "compact_points_per_cpu_s": round(again / compact2_cpu_s),
         "assets_day": args.assets,
         "readings_day": day_points,
         "cold_drop_ms": round(cold_drop_ms, 1),

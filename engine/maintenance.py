@@ -33,15 +33,16 @@ DAY_PARTITION = re.compile(r"^telemetry_p(\d{8})$")
 MONTH_PARTITION = re.compile(r"^(telemetry_hourly|telemetry_cold)_p(\d{6})$")
 
 # One cold row per (asset, metric) of `src` (rows of one UTC day): microsecond deltas + values.
+# Grouped by hashing (no sort of the whole day), then each (asset, metric)'s readings sorted alone.
 _ENCODE = (
     "INSERT INTO telemetry_cold (asset_id, metric_id, day, n, dts, vals) "
-    "SELECT asset_id, metric_id, CAST(:day AS timestamptz), count(*), array_agg(d ORDER BY ts), "
-    "       array_agg(value ORDER BY ts) "
-    "FROM (SELECT asset_id, metric_id, ts, value, "
-    "             (extract(epoch FROM ts - coalesce(lag(ts) OVER (PARTITION BY asset_id, metric_id ORDER BY ts), "
-    "                                               CAST(:day AS timestamptz))) * 1000000)::bigint AS d "
-    "      FROM {src}) x "
-    "GROUP BY asset_id, metric_id"
+    "SELECT g.asset_id, g.metric_id, CAST(:day AS timestamptz), cardinality(g.t), x.dts, x.vals "
+    "FROM (SELECT asset_id, metric_id, array_agg(ts) AS t, array_agg(value) AS v FROM {src} s "
+    "      GROUP BY asset_id, metric_id) g "
+    "CROSS JOIN LATERAL (SELECT array_agg(y.d ORDER BY y.o) AS dts, array_agg(y.v ORDER BY y.o) AS vals FROM ("
+    "    SELECT (date_part('epoch', u.ts - coalesce(lag(u.ts) OVER w, CAST(:day AS timestamptz))) * 1000000)::bigint AS d, "
+    "           u.v, row_number() OVER w AS o "
+    "    FROM unnest(g.t, g.v) AS u(ts, v) WINDOW w AS (ORDER BY u.ts)) y) x"
 )
 
 
