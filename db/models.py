@@ -76,6 +76,11 @@ class AlertStatus(StrEnum):
     LIVE = enum.nonmember((OPEN, ACK))
 
 
+# The live alerts' predicate, literal: the partial unique index and the inserts that target it
+# (ON CONFLICT ... WHERE) must spell it the same way.
+LIVE_PREDICATE = "status IN (" + ", ".join(f"'{s}'" for s in AlertStatus.LIVE) + ")"
+
+
 class Resolution(StrEnum):
     """Why a closed alert ended."""
 
@@ -421,7 +426,7 @@ class Alert(Base):
             "asset_id",
             "policy_id",
             unique=True,
-            postgresql_where=text("status IN (" + ", ".join(f"'{s}'" for s in AlertStatus.LIVE) + ")"),
+            postgresql_where=text(LIVE_PREDICATE),
         ),
         Index("ix_alerts_status_created", "status", "created_at"),
         Index("ix_alerts_asset_policy_started", "asset_id", "policy_id", "started_at"),

@@ -12,13 +12,12 @@ from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput, InvalidTransition, NotFound
 from db.models import (
-    PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Policy, PolicyEvaluation, Resolution, Severity, Silence,
-    WorkOrder, WorkOrderStatus,
+    LIVE_PREDICATE, PRIORITY_BY_SEVERITY, Alert, AlertStatus, Asset, Policy, PolicyEvaluation, Resolution, Severity, WorkOrder,
+    WorkOrderStatus,
 )
 from engine import audit
 from engine.rules import Outcome, PolicyView, State, message
 
-LIVE = (AlertStatus.OPEN.value, AlertStatus.ACK.value)
 ENGINE = "engine"
 DEFAULT_SILENCE_MINUTES = 60
 
@@ -44,7 +43,7 @@ def apply(session: Session, *, policy: PolicyView, asset_id: int, state: State, 
             alert_id = None
     final = outcome.state
     if alert_id is not None and final.peak is not None and final.peak != state.peak:
-        session.execute(update(Alert).where(Alert.id == alert_id, Alert.status.in_(LIVE)).values(peak=final.peak))
+        session.execute(update(Alert).where(Alert.id == alert_id, Alert.status.in_(AlertStatus.LIVE)).values(peak=final.peak))
     session.execute(
         update(PolicyEvaluation)
         .where(PolicyEvaluation.asset_id == asset_id, PolicyEvaluation.policy_id == policy.id)
@@ -65,7 +64,7 @@ def open_alert(session: Session, *, policy: PolicyView, asset_id: int, started_a
                 started_at=started_at, peak=value)
         # the predicate is literal SQL, as in the index: with bound parameters PostgreSQL cannot
         # match the partial index once psycopg prepares the statement (after a few runs)
-        .on_conflict_do_nothing(index_elements=["asset_id", "policy_id"], index_where=text("status IN ('open', 'ack')"))
+        .on_conflict_do_nothing(index_elements=["asset_id", "policy_id"], index_where=text(LIVE_PREDICATE))
         .returning(Alert.id)
     )
     alert_id = session.execute(stmt).scalar()
@@ -220,15 +219,3 @@ def dismiss(
                         ends_at=now + timedelta(minutes=silence_minutes), actor=actor,
                         reason=f"alert #{alert_id} dismissed: {reason}", now=now)
     return alert
-
-
-def live_silence(session: Session, *, asset_id: int, policy_id: int, site_id: int, at: datetime) -> Silence | None:
-    """The silence covering (asset, policy) at `at`, if any."""
-    return session.scalars(
-        select(Silence).where(
-            Silence.starts_at <= at, Silence.ends_at > at,
-            (Silence.site_id.is_(None)) | (Silence.site_id == site_id),
-            (Silence.asset_id.is_(None)) | (Silence.asset_id == asset_id),
-            (Silence.policy_id.is_(None)) | (Silence.policy_id == policy_id),
-        ).limit(1)
-    ).first()

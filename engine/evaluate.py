@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from db.models import Metric, Policy, RuleRun
+from db.models import AlertStatus, Metric, Policy, RuleRun
 from engine import alerts as alert_service
 from engine.rules import OPS, PolicyView, Segment, State, advance
 
@@ -220,7 +220,7 @@ SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instan
        (SELECT count(*) FROM k) + (SELECT count(*) FROM up) * 0 AS readings
 FROM seg s
 LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
-LEFT JOIN alerts la ON la.asset_id = s.asset_id AND la.policy_id = :policy_id AND la.status IN ('open', 'ack')
+LEFT JOIN alerts la ON la.asset_id = s.asset_id AND la.policy_id = :policy_id AND la.status = ANY(:live_statuses)
 WHERE la.id IS NOT NULL OR EXISTS (SELECT 1 FROM seg f WHERE f.asset_id = s.asset_id AND f.cls IN ('F', 'S'))
 UNION ALL  -- one row that always comes back: how many readings were evaluated
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM k)
@@ -270,6 +270,7 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         "cover": window - window / max(policy.min_points, 1),
         "before": max(policy.min_points - 1, 0), "min_points": policy.min_points,
         "pending": policy.for_minutes > 0, "live": live, "now": now, "until": now,
+        "live_statuses": list(AlertStatus.LIVE),
     }
 
 

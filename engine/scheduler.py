@@ -84,11 +84,16 @@ def run_once(*, now: datetime | None = None, source: str = "scheduler") -> Evalu
         result = evaluate_all(session, now=now or datetime.now(UTC), source=source)
     log.info(
         "rules evaluated",
-        extra={"policies": result.policies, "assets": result.assets, "fired": len(result.fired),
-               "duration_ms": round(result.duration_s * 1000, 1)},
+        extra={"policies": result.policies, "assets": result.assets, "readings": result.readings,
+               "fired": len(result.fired), "cleared": len(result.cleared), "silenced": result.silenced,
+               "failed": len(result.failed), "duration_ms": round(result.duration_s * 1000, 1)},
     )
     for f in result.fired:
         log.info("alert raised", extra={k: f[k] for k in ("alert_id", "asset_code", "policy_code", "severity", "message")})
+    for c in result.cleared:
+        log.info("alert cleared", extra={k: c[k] for k in ("alert_id", "work_order_id")} | {"at": c["cleared_at"].isoformat()})
+    for code, error in result.failed.items():
+        log.error("policy failed; the others ran", extra={"policy_code": code, "error": error})
     return result
 
 

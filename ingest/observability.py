@@ -52,6 +52,7 @@ class DatabaseCollector:
     def collect(self):
         from sqlalchemy import text
 
+        from db.models import LIVE_PREDICATE
         from db.session import get_engine
 
         with get_engine().connect() as conn:
@@ -60,7 +61,7 @@ class DatabaseCollector:
                 "extract(epoch FROM max(at)) FROM rule_runs")).one()
             fired = dict(conn.execute(text("SELECT severity, count(*) FROM alerts GROUP BY severity")).all())
             live = dict(conn.execute(text(
-                "SELECT severity, count(*) FROM alerts WHERE status IN ('open', 'ack') GROUP BY severity")).all())
+                f"SELECT severity, count(*) FROM alerts WHERE {LIVE_PREDICATE} GROUP BY severity")).all())
         yield CounterMetricFamily("m40_rules_evaluations", "Rule evaluations run", value=runs)
         yield GaugeMetricFamily("m40_rules_last_evaluation_seconds", "Duration of the last rule evaluation",
                                 value=last_s or 0.0)
