@@ -54,18 +54,33 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope["path"] in UNPROTECTED_PATHS:
             await self.app(scope, receive, send)
             return
-        declared = int(dict(scope["headers"]).get(b"content-length") or 0)
+        try:
+            declared = int(dict(scope["headers"]).get(b"content-length") or 0)
+        except ValueError:
+            declared = 0
         if self.requests and (self.requests >= self.max_requests or self.bytes + declared > self.max_bytes):
             await _unavailable(Unavailable("the API is overloaded; nothing was stored, retry later",
                                            retry_after_s=1))(scope, receive, send)
             return
         self.requests += 1
         self.bytes += declared
+        streamed = 0  # a body without Content-Length is counted as it arrives
+
+        async def counting_receive():
+            nonlocal streamed
+            message = await receive()
+            if not declared and message.get("body"):
+                streamed += len(message["body"])
+                self.bytes += len(message["body"])
+                if self.bytes > self.max_bytes:
+                    raise Unavailable("the API is overloaded; nothing was stored, retry later", retry_after_s=1)
+            return message
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, counting_receive, send)
         finally:
             self.requests -= 1
-            self.bytes -= declared
+            self.bytes -= declared + streamed
 
 
 class BodyLimitMiddleware:

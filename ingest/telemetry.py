@@ -290,12 +290,21 @@ class AsyncWriter:
                     continue
                 if self._pending:
                     self._wake.set()  # more waiting: let the other connection take it
-                conn = await self._write_batch(conn, batch)
+                try:
+                    conn = await self._write_batch(conn, batch)
+                except Exception as exc:  # noqa: BLE001 - a bug here must fail this batch, never stop the writer
+                    log.exception("telemetry writer error")
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
         finally:
             if conn is not None:
                 await conn.close()
 
-    async def _write_batch(self, conn, batch):
+    async def _write_batch(self, conn, batch, *, attempt: int = 1):
         points = batch[0][0] if len(batch) == 1 else [p for pts, _ in batch for p in pts]
         try:
             if conn is None or conn.closed:
@@ -304,26 +313,42 @@ class AsyncWriter:
             await conn.commit()
             self.commits += 1
             self.database_ok = True
+        except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.TransactionRollback) as exc:
+            # a deadlock or serialization failure with a concurrent writer (another worker, a
+            # trigger's bookkeeping): nothing was stored; the same batch again usually succeeds
+            try:
+                await conn.rollback()
+            except psycopg.Error:
+                return await self._fail(conn, batch, exc)
+            if attempt < 5:
+                log.info("telemetry write retried after %s", type(exc).__name__, extra={"attempt": attempt})
+                return await self._write_batch(conn, batch, attempt=attempt + 1)
+            return await self._fail(conn, batch, exc)
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
-            down = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-            log.warning("telemetry write failed: %s", exc)
-            if conn is not None:
-                await conn.close()
-            if len(batch) > 1 and not down:
-                for item in batch:  # isolate: one bad request must not fail the others
-                    conn = await self._write_batch(None, [item])
-                return conn
-            if down:
-                self.database_ok = False
-                exc = Unavailable(DATABASE_DOWN)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return None
+            return await self._fail(conn, batch, exc)
         for (_, fut), count in zip(batch, _counts(batch, inserted), strict=True):
             if not fut.done():
                 fut.set_result(count)
         return conn
+
+    async def _fail(self, conn, batch, exc: Exception):
+        """Tell every waiter of a failed batch (Unavailable when the database is away); a batch
+        of several requests is first split, so one bad request cannot fail the others."""
+        down = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        log.warning("telemetry write failed: %s: %s", type(exc).__name__, exc)
+        if conn is not None:
+            await conn.close()
+        if len(batch) > 1 and not down:
+            for item in batch:  # isolate: one bad request must not fail the others
+                conn = await self._write_batch(None, [item])
+            return conn
+        if down:
+            self.database_ok = False
+            exc = Unavailable(DATABASE_DOWN)
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(exc)
+        return None
 
     @staticmethod
     async def _write_points(conn: psycopg.AsyncConnection, points: list[Point]) -> set[Key] | None:
