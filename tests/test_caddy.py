@@ -147,24 +147,26 @@ def grafana_stand_in():
 def test_grafana_is_behind_the_same_login_and_learns_who_logged_in(live_api, grafana_stand_in, tmp_path):
     upstream = f"127.0.0.1:{live_api.port}"
     proc, url = _start_caddy(tmp_path, upstream, upstream, GRAFANA_UPSTREAM=grafana_stand_in)
+    http = httpx.Client(timeout=60)  # each login is a bcrypt check: seconds on a loaded machine
     try:
-        r = httpx.get(url + "/grafana/d/m40-sites")
+        r = http.get(url + "/grafana/d/m40-sites")
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
-        assert httpx.get(url + "/grafana/", auth=(USER, "wrong")).status_code == 401
+        assert http.get(url + "/grafana/", auth=(USER, "wrong")).status_code == 401
         # a browser that claims to be someone else is not believed
-        r = httpx.get(url + "/grafana/d/m40-sites?orgId=1", auth=(USER, PASSWORD),
+        r = http.get(url + "/grafana/d/m40-sites?orgId=1", auth=(USER, PASSWORD),
                       headers={"X-WEBAUTH-USER": "admin"})
         assert r.status_code == 200
         seen = r.json()
         assert seen["path"] == "/grafana/d/m40-sites?orgId=1"  # served from the sub-path, unchanged
         assert seen["headers"]["x-webauth-user"] == USER
         assert "authorization" not in seen["headers"]  # Grafana never sees the password
-        r = httpx.get(url + "/grafana", auth=(USER, PASSWORD))
+        r = http.get(url + "/grafana", auth=(USER, PASSWORD))
         assert r.status_code in (301, 302, 308) and r.headers["location"] == "/grafana/"
         # the rest of the site still goes where it went
-        r = httpx.get(url + "/api/v1/sites", auth=(USER, PASSWORD))
+        r = http.get(url + "/api/v1/sites", auth=(USER, PASSWORD))
         assert r.status_code == 200 and {s["code"] for s in r.json()} == {"CAS-S1", "CAS-S2"}
     finally:
+        http.close()
         proc.terminate()
         proc.wait(10)
 
