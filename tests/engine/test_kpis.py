@@ -190,3 +190,31 @@ def test_the_api_answers_the_same_figures_and_refuses_a_bad_period(history, api)
     assert api.get("/kpis", params={"from": "2026-03-02T00:00:00", "to": "2026-03-09T00:00:00Z"}).status_code == 422
     assert api.get("/kpis", params={"from": "2026-03-02T00:00:00Z", "to": "2026-03-09T00:00:00Z",
                                     "asset_type": "TRUCK"}).status_code == 422
+
+
+def test_the_lifecycle_services_feed_the_figures(pg):
+    """Through the real services: one alert dismissed (false alarm, order cancelled), one repaired."""
+    from engine import alerts, workorders
+    from tests.engine.helpers import put, series
+
+    put(pg, ELEVATOR, "motor_temp", series([85.0] * 5, end=T(3, 10)))
+    put(pg, HVAC, "vibration_level", series([9.0] * 5, end=T(3, 10)))
+    from engine.evaluate import evaluate_all
+
+    with session_scope() as s:
+        fired = {f["policy_code"]: f for f in evaluate_all(s, now=T(3, 10), policy_codes=["R5", "R2"]).fired}
+    with session_scope() as s:
+        alerts.dismiss(s, alert_id=fired["R5"]["alert_id"], actor="a", reason="capteur", now=T(3, 11),
+                       silence_minutes=0)
+    with session_scope() as s:
+        workorders.transition(s, workorder_id=fired["R2"]["work_order_id"], to_status="in_progress", actor="y",
+                              now=T(3, 10, 45))
+    with session_scope() as s:
+        workorders.transition(s, workorder_id=fired["R2"]["work_order_id"], to_status="done", actor="y",
+                              now=T(3, 14))
+    k = compute(start=T(2), end=T(9))
+    assert (k["alerts_opened"], k["alerts_converted"], k["conversion_pct"]) == (2, 1, 50.0)
+    assert (k["alerts_closed"], k["false_alarms"], k["false_alarm_pct"]) == (2, 1, 50.0)
+    # the repaired one: down 10:00–14:00; the dismissed one is no failure
+    assert (k["failures"], k["downtime_hours"], k["mttr_hours"], k["mtta_hours"]) == (1, 4.0, 4.0, 0.8)
+    assert (k["work_orders_created"], k["backlog"]["total"]) == (1, 0)

@@ -170,3 +170,23 @@ def test_the_delivery_log_and_resend_through_the_api(pg, api, anon_api, order):
     assert api.post(f"/webhooks/deliveries/{rows[0]['id']}/resend").status_code == 409
     assert api.get("/webhooks/deliveries", params={"entity": "work_order"}).json()[0]["status"] == "pending"
     assert api.post("/webhooks/deliveries/424242/resend").status_code == 404
+
+
+def test_the_delivery_log_needs_an_operator_key(pg, anon_api):
+    from tests.conftest import GATEWAY_KEYS, OPERATOR_KEY
+
+    gateway = {"X-API-Key": GATEWAY_KEYS["gw-old"]}
+    assert anon_api.get("/webhooks/deliveries", headers=gateway).status_code == 403
+    assert anon_api.post("/webhooks/deliveries/1/resend", headers=gateway).status_code == 403
+    assert anon_api.get("/webhooks/deliveries", headers={"X-API-Key": OPERATOR_KEY}).status_code == 200
+
+
+def test_the_gmao_route_needs_no_api_key_even_when_reads_do(pg, anon_api, secret, order, monkeypatch):
+    from db.settings import get_settings
+
+    monkeypatch.setenv("API_READS_REQUIRE_KEY", "true")
+    get_settings.cache_clear()
+    raw, headers = signed(secret, {"external_ref": "SAMFM-77"}, msg_id="m-open")
+    r = post(anon_api, order["work_order_id"], raw, headers)
+    assert r.status_code == 200 and r.json()["external_ref"] == "SAMFM-77"
+    assert anon_api.get("/kpis", params={"from": "2026-03-02T00:00:00Z", "to": "2026-03-09T00:00:00Z"}).status_code == 401

@@ -104,3 +104,17 @@ def test_counter_resets_are_audited_but_are_no_event(pg):
         reset_counter(s, asset_id=aid, metric="run_hours", actor="x", reason="", now=NOW)
     assert events(pg) == []
     assert pg.execute("SELECT count(*) FROM audit_trail WHERE entity = 'counter'").fetchone()[0] == 1
+
+
+def test_a_dismissed_alert_and_its_cancelled_order_each_write_their_event_with_the_resolution(pg):
+    f = overheat(pg)
+    with session_scope() as s:
+        alerts.dismiss(s, alert_id=f["alert_id"], actor="amina", reason="sonde débranchée",
+                       now=NOW + timedelta(minutes=5), silence_minutes=0)
+    evs = events(pg)[2:]
+    assert [t for t, *_ in evs] == ["alert.dismissed", "work_order.cancelled"]
+    alert = evs[0][4]["data"]
+    assert (alert["alert"]["status"], alert["alert"]["resolution"], alert["change"]["comment"]) == (
+        "closed", "dismissed", "sonde débranchée")
+    wo = evs[1][4]["data"]["work_order"]
+    assert (wo["status"], wo["closed_at"]) == ("cancelled", "2026-03-02T12:05:00Z")
