@@ -18,6 +18,8 @@ PAGES = [  # shared list: each page of an issue adds its entry here
     st.Page("pages/alerts.py", title=t("nav_alerts"), icon="🚨"),
     st.Page("pages/workorders.py", title=t("nav_workorders"), icon="🧰"),
     st.Page("pages/kpis.py", title=t("nav_kpis"), icon="📊"),
+    st.Page("pages/policies.py", title=t("nav_policies"), icon="📏"),
+    st.Page("pages/silences.py", title=t("nav_silences"), icon="🔕"),
     st.Page("pages/simulator_control.py", title=t("nav_simulator"), icon="🎛️", url_path="simulator"),
 ]
 page = st.navigation(PAGES, position="hidden")  # the menu below, under the language choice

@@ -51,3 +51,23 @@ def metric_chart(points: pd.DataFrame, unit: str, evaluations: list[dict], alert
         if not marks.empty:
             layers.append(alt.Chart(marks).mark_rule(color="orange", strokeWidth=2).encode(x="ts:T", tooltip=["alert:N"]))
     return alt.layer(*layers).properties(height=height)
+
+
+def firings_chart(points: pd.DataFrame, unit: str, firings: list[dict], *, end, level: dict | None = None,
+                  time_format: str = "%d/%m %H:%M", height: int = 260) -> alt.LayerChart:
+    """A backtest drawn over a metric's curve (`points` as for `metric_chart`): each firing
+    interval as a red band (one still firing at the end of the period runs to `end`), the
+    threshold replayed as a dashed rule (`level`, shaped like an evaluation)."""
+    base = metric_chart(points, unit, [level] if level else [], [], time_format=time_format, height=height)
+    if not firings:
+        return base
+    bands = pd.DataFrame({
+        "start": local_naive(pd.Series([f["start"] for f in firings])),
+        "end": local_naive(pd.Series([f["end"] or end for f in firings])),
+        "peak": [f["peak"] for f in firings],
+    })
+    rect = alt.Chart(bands).mark_rect(color="red", opacity=0.18).encode(
+        x="start:T", x2="end:T", tooltip=[alt.Tooltip("start:T", format="%d/%m %H:%M:%S"),
+                                          alt.Tooltip("end:T", format="%d/%m %H:%M:%S"),
+                                          alt.Tooltip("peak:Q", format=".2f")])
+    return alt.layer(rect, *base.layer).properties(height=height)

@@ -3,7 +3,7 @@ database) and actions (through the service layer; they clear the caches). No SQL
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
@@ -14,6 +14,9 @@ from engine import audit, workorders
 from engine.evaluate import evaluate_all
 from db.queries import asset_statuses, site_rollup
 from engine import faults as fault_service
+from engine import backtest as backtest_service
+from engine import overrides
+from engine import silences as silence_service
 
 TTL = 5  # seconds
 
@@ -140,3 +143,68 @@ def evaluate_now() -> list[dict]:
         result = evaluate_all(s, now=now(), source="dashboard")
     _changed()
     return result.fired
+
+
+# --- issue 10: dismissal, silences, per-asset overrides, backtest --------------------------------
+
+def dismiss(alert_id: int, actor: str, reason: str, silence_minutes: int) -> None:
+    """A false alarm: closed as dismissed, its work order cancelled, its policy silenced on the asset."""
+    with session_scope() as s:
+        alert_service.dismiss(s, alert_id=alert_id, actor=actor, reason=reason, now=now(),
+                              silence_minutes=silence_minutes)
+    _changed()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def silences(active: bool | None = True) -> list[dict]:
+    with session_scope() as s:
+        return silence_service.list_silences(s, now=now(), active=active)
+
+
+def create_silence(*, actor: str, reason: str, minutes: int, site_code: str | None = None,
+                   asset_code: str | None = None, policy_code: str | None = None) -> None:
+    """A silence from now on, for `minutes`."""
+    start = now()
+    with session_scope() as s:
+        silence_service.create(s, starts_at=start, ends_at=start + timedelta(minutes=minutes), reason=reason,
+                               actor=actor, now=start, site_code=site_code, asset_code=asset_code,
+                               policy_code=policy_code)
+    _changed()
+
+
+def end_silence(silence_id: int, actor: str) -> None:
+    with session_scope() as s:
+        silence_service.end(s, silence_id=silence_id, actor=actor, now=now())
+    _changed()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def policies() -> list[dict]:
+    with session_scope() as s:
+        return overrides.list_policies(s)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def asset_policies(asset_id: int) -> list[dict]:
+    with session_scope() as s:
+        return overrides.effective_policies(s, asset_id=asset_id)
+
+
+def set_override(asset_id: int, code: str, *, actor: str, threshold: float | None, clear_threshold: float | None,
+                 enabled: bool | None) -> dict:
+    with session_scope() as s:
+        out = overrides.set_override(s, asset_id=asset_id, code=code, actor=actor, now=now(), threshold=threshold,
+                                     clear_threshold=clear_threshold, enabled=enabled)
+    _changed()
+    return out
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def backtest(code: str, start: datetime, end: datetime, threshold: float | None = None,
+             clear_threshold: float | None = None, window_minutes: int | None = None,
+             consecutive_points: int | None = None, asset_code: str | None = None) -> dict:
+    """What `code` (or a tuned copy) would have fired over [start, end]; writes nothing."""
+    with session_scope() as s:
+        return backtest_service.backtest(s, code=code, start=start, end=end, threshold=threshold,
+                                         clear_threshold=clear_threshold, window_minutes=window_minutes,
+                                         consecutive_points=consecutive_points, asset_code=asset_code)

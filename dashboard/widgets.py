@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -133,3 +133,39 @@ def actor_input(key: str) -> str:
     """'Your name', remembered for the session."""
     st.session_state.setdefault("actor", t("user_default"))
     return st.text_input(t("actor"), key=f"{key}_actor", value=st.session_state["actor"]) or t("user_default")
+
+
+SILENCE_MINUTES = [120, 30, 60, 240, 480, 1440]  # 2 h first: "maintenance en cours 2 h"
+
+
+def duration_text(minutes: int) -> str:
+    return t("hours", n=minutes // 60) if minutes % 60 == 0 else f"{minutes} min"
+
+
+def silence_form(key: str, *, asset_code: str, policy_code: str | None = None) -> None:
+    """A silence from now on an asset (or one of its policies): one click for "maintenance en
+    cours 2 h" on the whole asset, or a chosen scope, duration and reason."""
+    from dashboard import data
+
+    def create(actor: str, reason: str, minutes: int, policy: str | None) -> None:
+        until = when(data.now() + timedelta(minutes=minutes))
+        run_action(lambda: data.create_silence(actor=actor, reason=reason, minutes=minutes, asset_code=asset_code,
+                                               policy_code=policy), t("done_silence", until=until))
+
+    if st.button(t("maintenance_2h"), key=f"{key}_maintenance_2h"):
+        create(st.session_state.get("actor", t("user_default")), t("maintenance_reason"), 120, None)
+    with st.form(f"{key}_silence"):
+        actor = actor_input(f"{key}_silence")
+        scopes = ["asset", *(["policy_asset"] if policy_code else [])]
+        scope = st.radio(t("silence_scope"), scopes, format_func=lambda s: t("scope_" + s), horizontal=True,
+                         key=f"{key}_silence_scope")
+        minutes = st.selectbox(t("duration"), SILENCE_MINUTES, format_func=duration_text, key=f"{key}_silence_minutes")
+        reason = st.text_input(t("reason"), value=t("maintenance_reason"), key=f"{key}_silence_reason")
+        go = st.form_submit_button(t("silence_create"))
+    if go:
+        create(actor, reason, minutes, policy_code if scope == "policy_asset" else None)
+
+
+def silences_covering(silences: list[dict], *, asset_code: str, site_code: str) -> list[dict]:
+    """The silences (of a list) that cover an asset for at least one policy."""
+    return [s for s in silences if s["asset_code"] in (None, asset_code) and s["site_code"] in (None, site_code)]

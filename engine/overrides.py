@@ -91,6 +91,7 @@ def list_policies(session: Session) -> list[dict]:
     ):
         overrides.setdefault(o.policy_id, []).append(o)
         codes[o.asset_id] = asset_code
+    names = dict(session.execute(select(Metric.id, Metric.name)).all())
     out = []
     for p, metric, unit in session.execute(
         select(Policy, Metric.name, Metric.unit).outerjoin(Metric, Metric.id == Policy.metric_id).order_by(Policy.code)
@@ -98,6 +99,7 @@ def list_policies(session: Session) -> list[dict]:
         out.append({
             "code": p.code, "title": p.title, "title_en": p.title_en or p.title, "description": p.description,
             "description_en": p.description_en or p.description, "asset_type": p.asset_type, "metric": metric,
+            "metrics": [metric] if metric else sorted(names[i] for i in p.metric_ids or []),
             "unit": unit, "rule_type": p.rule_type, "aggregation": p.aggregation, "condition": p.condition,
             "threshold": p.threshold, "clear_condition": p.clear_condition, "clear_threshold": p.clear_threshold,
             "window_minutes": p.window_minutes, "consecutive_points": p.consecutive_points,

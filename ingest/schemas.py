@@ -411,6 +411,7 @@ class PolicyOut(BaseModel):
     description_en: str | None
     asset_type: str | None = Field(description="null: every asset type")
     metric: str | None = Field(description="null for policies watching several metrics (N1, F1)")
+    metrics: list[str] = Field(description="the metrics it watches (empty: every metric, N1)")
     unit: str | None
     rule_type: str
     aggregation: str | None

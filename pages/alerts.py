@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import data, reports
 from dashboard.i18n import t
 from dashboard.widgets import (actor_input, alert_message, audit_action, audit_change, audit_comment, page_title,
-                               policy_title, run_action, severity_badge, when)
+                               policy_title, run_action, severity_badge, silence_form, when)
 from db.errors import DomainError
 from db.models import AlertStatus
 from db.queries import SEVERITIES
@@ -96,10 +96,11 @@ def table() -> None:
         {"#": a["id"], t("created"): when(a["created_at"]), t("severity"): t("sev_" + a["severity"]),
          t("status"): t("alert_" + a["status"]), t("site"): a["site_code"], t("asset"): a["asset_code"],
          t("title"): f"{a['policy_code']} · {policy_title(a)}", t("message"): alert_message(a),
-         t("acked_by"): a["acked_by"] or "", t("closed_by"): a["closed_by"] or ""}
+         t("acked_by"): a["acked_by"] or "", t("closed_by"): a["closed_by"] or "",
+         t("resolution"): t("resolution_" + a["resolution"]) if a["resolution"] else ""}
         for a in rows
     ], columns=["#", t("created"), t("severity"), t("status"), t("site"), t("asset"), t("title"), t("message"),
-                t("acked_by"), t("closed_by")]), hide_index=True, width="stretch")
+                t("acked_by"), t("closed_by"), t("resolution")]), hide_index=True, width="stretch")
     if rows and rows[0]["total"] > len(rows):
         st.caption(t("more_rows", n=rows[0]["total"] - len(rows)))
 
@@ -132,8 +133,9 @@ chosen = st.selectbox(t("select_alert"), ids, key="al_choice", on_change=follow_
 def summary(alert_id: int) -> None:
     """The chosen alert, live (another person may acknowledge it meanwhile)."""
     alert = data.alert(alert_id)
+    resolution = f" ({t('resolution_' + alert['resolution'])})" if alert["resolution"] else ""
     st.markdown(f"{severity_badge(alert['severity'])} **{policy_title(alert)}** — {alert_message(alert)} · "
-                f"{t('alert_' + alert['status'])}")
+                f"{t('alert_' + alert['status'])}{resolution}")
 
 
 @st.fragment(run_every="10s")
@@ -159,4 +161,17 @@ if ack:
     run_action(lambda: data.acknowledge(chosen, actor, comment), t("done_ack", id=chosen))
 if close:
     run_action(lambda: data.close(chosen, actor, comment), t("done_close", id=chosen))
+if alert["status"] != AlertStatus.CLOSED:  # a false alarm; a maintenance under way (issue 10)
+    with st.expander(t("dismiss_title")), st.form("alert_dismiss"):
+        st.caption(t("dismiss_help"))
+        d_actor = actor_input("dismiss")
+        reason = st.text_input(t("dismiss_reason"), key="dismiss_reason")
+        minutes = st.number_input(t("silence_minutes"), min_value=0, max_value=7 * 24 * 60, value=60, step=15,
+                                  key="dismiss_minutes")
+        dismiss = st.form_submit_button(t("dismiss"))
+    if dismiss:
+        run_action(lambda: data.dismiss(chosen, d_actor, reason, int(minutes)), t("done_dismiss", id=chosen))
+with st.expander(t("silence_title")):
+    st.caption(t("silence_help"))
+    silence_form("alert", asset_code=alert["asset_code"], policy_code=alert["policy_code"])
 history(chosen)

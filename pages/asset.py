@@ -12,7 +12,7 @@ from dashboard import data
 from dashboard.charts import local_naive, metric_chart
 from dashboard.i18n import localized, number, t
 from dashboard.widgets import (alert_message, asset_name, more_link, page_title, policy_title, severity_badge,
-                               status_badge, when)
+                               silence_form, silences_covering, status_badge, when)
 from db.models import AlertStatus
 
 SHOWN = 20  # alerts and work orders listed under the charts; the rest behind a link
@@ -129,8 +129,9 @@ def live(asset_id: int) -> None:
     with left:
         st.subheader(t("alerts_of_asset"))
         for x in asset_alerts[:SHOWN]:
+            resolution = f" ({t('resolution_' + x['resolution'])})" if x["resolution"] else ""
             st.markdown(f"{severity_badge(x['severity'])} **{x['policy_code']}** {alert_message(x)} — "
-                        f"{t('alert_' + x['status'])} · {when(x['created_at'])}")
+                        f"{t('alert_' + x['status'])}{resolution} · {when(x['created_at'])}")
         if not asset_alerts:
             st.caption(t("none"))
         more_link(min(len(asset_alerts), SHOWN), asset_alerts[0]["total"] if asset_alerts else 0, "pages/alerts.py",
@@ -148,3 +149,10 @@ def live(asset_id: int) -> None:
 
 
 live(asset["id"])
+# silences covering this asset, and a new one (issue 10)
+for s in silences_covering(data.silences(), asset_code=asset["code"], site_code=asset["site_code"]):
+    scope = " · ".join(x for x in (s["site_code"], s["asset_code"], s["policy_code"]) if x)
+    st.caption(t("silenced_until", until=when(s["ends_at"]), reason=f"{s['reason']} ({scope})"))
+with st.expander(t("silence_title")):
+    st.caption(t("silence_help"))
+    silence_form("asset", asset_code=asset["code"])
