@@ -79,7 +79,7 @@ def load(dsn: str, prefix: str, start: datetime, end: datetime, *, metrics: dict
                     f"generate_series(%(start)s, %(end)s - interval '1 second', interval '10 seconds') ts "
                     f"WHERE a.type = %(typ)s AND a.code LIKE %(like)s AND m.name = %(metric)s",
                     {"start": start, "end": end, "typ": typ, "metric": metric, "base": base, "amp": amp,
-                     "t0": NOW - timedelta(days=60), "like": prefix + "-%"},
+                     "t0": NOW - timedelta(hours=48), "like": prefix + "-%"},
                 )
                 total += cur.rowcount
         conn.commit()
