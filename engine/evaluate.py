@@ -94,7 +94,6 @@ scope AS (
 _REACH = {
     "threshold": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
     "rate_of_change": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
-    "flat_line": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
     "consecutive": "coalesce((SELECT t.ts FROM readings(r.asset_id, r.metric_id, r.hi + interval '1 microsecond', "
                    ":until) t ORDER BY t.ts OFFSET greatest(:before - 1, 0) LIMIT 1), "
                    "greatest(r.hi, CAST(:until AS timestamptz)))",
@@ -125,9 +124,19 @@ _VALUES = {
         "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:window AS interval) / 2 "
                    "THEN regr_slope(value, extract(epoch FROM ts)) OVER w * 3600 END"),
     # a stuck sensor: the readings must cover the window (the first one at most window / min_points
-    # after its start), or a sensor that just started would look flat
+    # after its start), or a sensor that just started would look flat. The backtest sweeps every
+    # reading; the live engine looks at the newest reading of what arrived (a sensor-health rule,
+    # like no_data: a flat line lasts, and one aggregate per asset costs 1/180 of a sweep)
     "flat_line": _WINDOWED.replace(
         "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:cover AS interval) THEN max(value) OVER w - min(value) OVER w END"),
+    "flat_line_newest": """
+v AS (
+    SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
+           CASE WHEN min(t.ts) <= s.hi - CAST(:cover AS interval) THEN max(t.value) - min(t.value) END AS value,
+           NULL::float8 AS cvalue, count(*) AS points
+    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval), s.hi) t
+    GROUP BY s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr
+)""",
     # the N most recent readings at each reading: the new ones and the N - 1 before them
     "consecutive": """
 pts AS (
@@ -251,8 +260,10 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         clear = f"NOT (value {op} thr)"
     else:  # runtime policies: only their work order done ends the alert
         clear = "false"
+    values = "flat_line_newest" if record and policy.rule_type == "flat_line" else policy.rule_type
     return (
-        "WITH " + _SCOPE.format(ranges=ranges, reach=_REACH.get(policy.rule_type, "r.hi")) + "," + _VALUES[policy.rule_type].format(agg=agg, cagg=cagg) + ","
+        "WITH " + _SCOPE.format(ranges=ranges, reach=_REACH.get(policy.rule_type, "r.hi")) + ","
+        + _VALUES[values].format(agg=agg, cagg=cagg) + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min")
         + (_RECORD if record else _SEGMENTS)
     )

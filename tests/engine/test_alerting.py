@@ -60,8 +60,9 @@ def test_a_run_evaluates_only_what_arrived_since_the_previous_one(pg):
     first = evaluate()
     put(pg, HVAC, "temp_supply_air", series([15.0] * 6, end=NOW + timedelta(minutes=1)))
     second = evaluate(NOW + timedelta(minutes=1))
-    # R1 and F1 read the HVAC's supply air; N1 looks at each reporting asset once
-    assert (first.readings, second.readings) == (30 + 30 + 1, 6 + 6 + 1)
+    # R1 evaluates each reading of the HVAC's supply air; F1 (stuck sensor) its newest; N1 looks at
+    # each reporting asset once
+    assert (first.readings, second.readings) == (30 + 1 + 1, 6 + 1 + 1)
     assert evaluate(NOW + timedelta(minutes=1)).readings == 1  # nothing new: only N1's look
 
 
