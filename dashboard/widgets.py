@@ -86,6 +86,16 @@ def more_link(shown: int, total: int, page: str, **query: str) -> None:
         st.page_link(page, label=t("see_all"), icon="➡️", query_params=query)
 
 
+def short_list(rows: list[dict], line: Callable[[dict], str], page: str, *, shown: int = 20, **query: str) -> None:
+    """The first `shown` rows (a reader's rows, each with the `total` that matched), one line each;
+    "None." when empty; how many more and a link to `page` (with `query`) that lists them all."""
+    for row in rows[:shown]:
+        st.markdown(line(row))
+    if not rows:
+        st.caption(t("none"))
+    more_link(min(len(rows), shown), rows[0]["total"] if rows else 0, page, **query)
+
+
 LOCAL_TZ = ZoneInfo("Africa/Casablanca")  # the sites' time, whatever the server's zone
 
 

@@ -120,8 +120,8 @@ def policy_evaluations(session: Session, *, asset_ids: list[int]) -> dict[int, l
     if not asset_ids:
         return {}
     rows = session.execute(text(
-        f"SELECT e.asset_id, p.code, p.title, p.description, p.title_en, p.description_en, m.name, m.unit, p.rule_type, p.condition, p.threshold, "
-        f"e.value, e.points, e.evaluated_at, e.firing, {_NEAR} AS near "
+        "SELECT e.asset_id, p.code, p.title, p.description, p.title_en, p.description_en, m.name, m.unit, "
+        f"p.rule_type, p.condition, p.threshold, e.value, e.points, e.evaluated_at, e.firing, {_NEAR} AS near "
         "FROM policy_evaluations e JOIN policies p ON p.id = e.policy_id LEFT JOIN metrics m ON m.id = p.metric_id "
         "WHERE e.asset_id = ANY(:ids) AND p.enabled ORDER BY e.asset_id, p.code"
     ), {"ids": asset_ids, "margin": NEAR_MARGIN})

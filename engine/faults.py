@@ -5,64 +5,18 @@ Faults are stored in the database; the simulator process reads the active ones t
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput, InvalidTransition, NotFound, UnknownAsset
 from db.models import Asset, Site, SimulatorFault
 
-# name -> what it does, the asset type it applies to, the policy it should trigger ("also": other
-# policies it triggers by nature — a sudden cooling loss is also a fast drift of chilled water), defaults.
-# `fires_within_s`: measured by tests/simulator/test_faults_fire.py at default intensity with
-# 10-s readings and a 60-s evaluation (see docs/simulator.md).
-FAULTS: dict[str, dict] = {
-    "supply_air_drift": {"asset_type": "HVAC", "policy": "R1", "default_intensity": 1.0, "default_duration_s": 1800,
-                         "ramp_s": 60, "fires_within_s": 480,
-                         "name_fr": "Dérive de l'air soufflé", "name_en": "Supply air drift",
-                         "description_fr": "Dérive de l'air soufflé (vanne bloquée, batterie encrassée)",
-                         "description_en": "Supply air drifting warmer (stuck valve, fouled coil)"},
-    "fan_vibration": {"asset_type": "HVAC", "policy": "R2", "default_intensity": 1.0, "default_duration_s": 900,
-                      "fires_within_s": 120, "ramp_s": 0,
-                      "name_fr": "Vibration ventilateur", "name_en": "Fan vibration",
-                      "description_fr": "Vibration ventilateur (roulement usé, balourd)",
-                      "description_en": "Fan vibration (worn bearing, imbalance)"},
-    "cooling_loss": {"asset_type": "CHILLER", "policy": "R3", "also": ("D1",), "default_intensity": 1.0,
-                     "default_duration_s": 1800, "fires_within_s": 300, "ramp_s": 60,
-                     "name_fr": "Perte de froid", "name_en": "Cooling loss",
-                     "description_fr": "Perte de froid (déclenchement compresseur)",
-                     "description_en": "Cooling loss (compressor trip)"},
-    "run_hours_jump": {"asset_type": "CHILLER", "policy": "R4", "default_intensity": 1.0, "default_duration_s": 120,
-                       "fires_within_s": 120, "ramp_s": 0,
-                       "name_fr": "Saut du compteur d'heures", "name_en": "Run-hours counter jump",
-                       "description_fr": "Saut du compteur d'heures (entretien préventif dépassé)",
-                       "description_en": "Run-hours counter jump (preventive service overdue)"},
-    "motor_overheat": {"asset_type": "ELEVATOR", "policy": "R5", "default_intensity": 1.0, "default_duration_s": 600,
-                       "fires_within_s": 120, "ramp_s": 0,
-                       "name_fr": "Surchauffe moteur", "name_en": "Motor overheat",
-                       "description_fr": "Surchauffe moteur ascenseur (ventilation machinerie, frein)",
-                       "description_en": "Elevator motor overheating (machine-room ventilation, brake)"},
-    "door_cycles_jump": {"asset_type": "ELEVATOR", "policy": "R6", "default_intensity": 1.0,
-                         "default_duration_s": 120, "fires_within_s": 120, "ramp_s": 0,
-                         "name_fr": "Saut des cycles de portes", "name_en": "Door-cycles counter jump",
-                         "description_fr": "Saut du compteur de cycles de portes",
-                         "description_en": "Door-cycles counter jump"},
-    "slow_drift": {"asset_type": "CHILLER", "policy": "D1", "default_intensity": 1.0, "default_duration_s": 1800,
-                   "fires_within_s": 300, "ramp_s": 0,
-                   "name_fr": "Dérive lente", "name_en": "Slow drift",
-                   "description_fr": "Dérive lente de l'eau glacée (condenseur encrassé)",
-                   "description_en": "Chilled water slowly drifting warmer (fouled condenser)"},
-    "dropout": {"asset_type": None, "policy": None, "default_intensity": 1.0, "default_duration_s": 300,
-                "fires_within_s": None, "ramp_s": 0,
-                "name_fr": "Perte de communication", "name_en": "Sensor dropout",
-                "description_fr": "Perte de communication capteur (aucune donnée)",
-                "description_en": "Sensor communication lost (no data)"},
-    "flatline": {"asset_type": None, "policy": None, "default_intensity": 1.0, "default_duration_s": 600,
-                 "fires_within_s": None, "ramp_s": 0,
-                 "name_fr": "Capteur figé", "name_en": "Flatline",
-                 "description_fr": "Capteur figé (valeurs constantes)",
-                 "description_en": "Sensor frozen (constant values)"},
-}
+# name -> the asset type it applies to, the policy it should trigger, defaults, names and
+# descriptions in French and English: a data file beside this one (faults.yaml).
+FAULTS: dict[str, dict] = yaml.safe_load(Path(__file__).with_name("faults.yaml").read_text(encoding="utf-8"))
 MAX_DURATION_S = 24 * 3600
 
 

@@ -11,11 +11,10 @@ import streamlit as st
 from dashboard import data
 from dashboard.charts import local_naive, metric_chart
 from dashboard.i18n import localized, number, t
-from dashboard.widgets import (alert_message, asset_name, more_link, page_title, policy_title, severity_badge,
+from dashboard.widgets import (alert_message, asset_name, page_title, policy_title, severity_badge, short_list,
                                silence_form, silences_covering, status_badge, when)
 from db.models import AlertStatus
 
-SHOWN = 20  # alerts and work orders listed under the charts; the rest behind a link
 state, query = st.session_state, st.query_params
 everything = data.assets()
 site_id = state.get("site_id")
@@ -76,6 +75,15 @@ if choice == "range_custom":
     custom = datetime.combine(d1, time.min).astimezone(), datetime.combine(d2, time.max).astimezone()
 
 
+def resolution_text(alert: dict) -> str:
+    return f" ({t('resolution_' + alert['resolution'])})" if alert["resolution"] else ""
+
+
+def per_hour(evaluation: dict) -> str:
+    """The unit of an evaluated value: a rate of change is per hour."""
+    return (evaluation["unit"] or "") + ("/h" if evaluation["rule_type"] == "rate_of_change" else "")
+
+
 @st.fragment(run_every="10s")
 def live(asset_id: int) -> None:
     """Everything below the range choice, live: status, curves, policies, alerts, work orders."""
@@ -118,8 +126,7 @@ def live(asset_id: int) -> None:
         st.dataframe(pd.DataFrame([
             {t("policy"): e["policy_code"], t("title"): policy_title(e),
              t("description"): localized(e["description"], e["description_en"]),
-             t("value"): f"{number(e['value'], (e['unit'] or '') + ('/h' if e['rule_type'] == 'rate_of_change' else ''))} "
-                         f"{e['condition']} {number(e['threshold'], '', 0)}",
+             t("value"): f"{number(e['value'], per_hour(e))} {e['condition']} {number(e['threshold'], '', 0)}",
              t("firing"): "🚨 " + t("yes") if e["firing"] else ("👁️ " if e["near"] else "") + t("no"),
              t("evaluated_at"): when(e["evaluated_at"])}
             for e in a["evaluations"]
@@ -128,24 +135,16 @@ def live(asset_id: int) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader(t("alerts_of_asset"))
-        for x in asset_alerts[:SHOWN]:
-            resolution = f" ({t('resolution_' + x['resolution'])})" if x["resolution"] else ""
-            st.markdown(f"{severity_badge(x['severity'])} **{x['policy_code']}** {alert_message(x)} — "
-                        f"{t('alert_' + x['status'])}{resolution} · {when(x['created_at'])}")
-        if not asset_alerts:
-            st.caption(t("none"))
-        more_link(min(len(asset_alerts), SHOWN), asset_alerts[0]["total"] if asset_alerts else 0, "pages/alerts.py",
-                  asset=a["code"], status=",".join(s.value for s in AlertStatus), period="all")
+        short_list(asset_alerts,
+                   lambda x: f"{severity_badge(x['severity'])} **{x['policy_code']}** {alert_message(x)} — "
+                             f"{t('alert_' + x['status'])}{resolution_text(x)} · {when(x['created_at'])}",
+                   "pages/alerts.py", asset=a["code"], status=",".join(s.value for s in AlertStatus), period="all")
     with right:
         st.subheader(t("workorders_of_asset"))
-        orders = data.work_orders(asset_id=asset_id)
-        for w in orders[:SHOWN]:
-            st.markdown(f"**#{w['id']}** P{w['priority']} {localized(w['title'], w['title_en'])} — "
-                        f"{t('wo_' + w['status'])} · {w['assigned_to'] or t('unassigned')}")
-        if not orders:
-            st.caption(t("none"))
-        more_link(min(len(orders), SHOWN), orders[0]["total"] if orders else 0, "pages/workorders.py",
-                  asset=a["code"], status="all")
+        short_list(data.work_orders(asset_id=asset_id),
+                   lambda w: f"**#{w['id']}** P{w['priority']} {localized(w['title'], w['title_en'])} — "
+                             f"{t('wo_' + w['status'])} · {w['assigned_to'] or t('unassigned')}",
+                   "pages/workorders.py", asset=a["code"], status="all")
 
 
 live(asset["id"])

@@ -66,3 +66,15 @@ def test_service_errors_are_domain_errors(pg):
         start_fault(s, asset_code="nope", fault="dropout", intensity=1, duration_s=10, now=NOW)
     with pytest.raises(InvalidInput, match="applies to ELEVATOR"), session_scope() as s:
         start_fault(s, asset_code="CAS-S1-HVAC_1", fault="door_cycles_jump", intensity=1, duration_s=10, now=NOW)
+
+
+def test_the_fault_catalogue_is_the_schema_s_and_speaks_both_languages():
+    """engine/faults.yaml: one entry per fault the database accepts, each named and described in
+    French and English."""
+    from db.models import FaultKind
+    from engine.faults import FAULTS
+
+    assert set(FAULTS) == {f.value for f in FaultKind}
+    for spec in FAULTS.values():
+        assert all(spec[k].strip() for k in ("name_fr", "name_en", "description_fr", "description_en"))
+        assert spec["name_fr"] != spec["name_en"]
