@@ -20,7 +20,7 @@ PAGES = [  # shared list: each page of an issue adds its entry here
     st.Page("pages/kpis.py", title=t("nav_kpis"), icon="📊"),
     st.Page("pages/policies.py", title=t("nav_policies"), icon="📏"),
     st.Page("pages/silences.py", title=t("nav_silences"), icon="🔕"),
-    st.Page("pages/simulator_control.py", title=t("nav_simulator"), icon="🎛️", url_path="simulator"),
+    st.Page("pages/simulator_control.py", title=t("nav_simulator"), icon="🎛️"),
 ]
 page = st.navigation(PAGES, position="hidden")  # the menu below, under the language choice
 

@@ -140,9 +140,12 @@ def page_title(text: str) -> None:
 
 
 def actor_input(key: str) -> str:
-    """'Your name', remembered for the session."""
-    st.session_state.setdefault("actor", t("user_default"))
-    return st.text_input(t("actor"), key=f"{key}_actor", value=st.session_state["actor"]) or t("user_default")
+    """'Your name', remembered for the session; left empty, the default name in the page's language."""
+    st.session_state.setdefault(f"{key}_actor", st.session_state.get("actor", ""))
+    name = st.text_input(t("actor"), key=f"{key}_actor", placeholder=t("user_default")).strip()
+    if name:
+        st.session_state["actor"] = name  # the next form, on any page, starts with it
+    return name or t("user_default")
 
 
 SILENCE_MINUTES = [120, 30, 60, 240, 480, 1440]  # 2 h first: "maintenance en cours 2 h"

@@ -91,10 +91,10 @@ def test_demo_motor_overheat_raises_r5_and_its_work_order_closes_it(platform, br
     assert api.get("/alerts", params={"status": ["open", "ack"]}).json() == []  # no false alarm at start
 
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(f"{platform.dashboard}/simulator", wait_until="domcontentloaded", timeout=60_000)
+    page.goto(f"{platform.dashboard}/simulator_control", wait_until="domcontentloaded", timeout=60_000)
     page.get_by_text("Contrôle du simulateur").wait_for(timeout=60_000)
     page.get_by_role("button", name="Démarrer la panne").click()  # the defaults are the demo's
-    page.get_by_text("Panne motor_overheat démarrée sur CAS-S1-ELEVATOR_1.").wait_for(timeout=30_000)
+    page.get_by_text("Panne Surchauffe moteur démarrée sur CAS-S1-ELEVATOR_1.").wait_for(timeout=30_000)
     injected = time.monotonic()
 
     def r5_alert():
