@@ -96,6 +96,7 @@ def main() -> None:
         print(f"loaded {readings:,} readings in {time.perf_counter() - t:.0f} s")
 
         from db import queries
+        from db.models import AlertStatus, WorkOrderStatus
         from db.queries import asset_statuses, site_rollup
         from db.session import session_scope
         from engine.evaluate import evaluate_all
@@ -122,12 +123,12 @@ def main() -> None:
             "overview": call(lambda s: (site_rollup(s, now=NOW), queries.freshness(s, now=NOW),
                                         queries.alerts_to_handle(s))),
             "site": call(lambda s: (asset_statuses(s, now=NOW, site_id=site),
-                                    queries.list_alerts(s, status=["open", "ack"], site_id=site))),
+                                    queries.list_alerts(s, status=list(AlertStatus.LIVE), site_id=site))),
             "asset_24h": call(lambda s: (asset_statuses(s, now=NOW),
                                          queries.downsampled_series(s, asset_id=other, start=NOW - timedelta(days=1), end=NOW),
                                          queries.list_alerts(s, asset_id=other), queries.list_workorders(s, asset_id=other))),
-            "alerts": call(lambda s: queries.list_alerts(s, status=["open", "ack"], since=NOW - timedelta(days=7))),
-            "workorders": call(lambda s: (queries.list_workorders(s, status=["open", "in_progress"]), asset_statuses(s, now=NOW))),
+            "alerts": call(lambda s: queries.list_alerts(s, status=list(AlertStatus.LIVE), since=NOW - timedelta(days=7))),
+            "workorders": call(lambda s: (queries.list_workorders(s, status=list(WorkOrderStatus.ACTIVE)), asset_statuses(s, now=NOW))),
             "simulator": call(lambda s: (list_faults(s, now=NOW), asset_statuses(s, now=NOW, site_id=site))),
         }
         page_ms = {name: round(median_ms(fn), 1) for name, fn in pages.items()}
