@@ -25,10 +25,12 @@ PAGES = {
     "alerts": ("alerts", "Alertes", "Alerts"),
     "workorders": ("workorders", "Ordres de travail", "Work orders"),
     "kpis": ("kpis", "Indicateurs de maintenance", "Maintenance KPIs"),
+    "policies": ("policies", "Règles de maintenance", "Maintenance policies"),
+    "silences": ("silences", "Silences (fenêtres de maintenance)", "Silences (maintenance windows)"),
     "simulator": ("simulator_control", "Contrôle du simulateur", "Simulator control"),
 }
 NAV_EN = {"overview": "Overview", "site": "Site", "asset": "Asset", "alerts": "Alerts", "workorders": "Work orders",
-          "kpis": "KPIs", "simulator": "Simulator control"}
+          "kpis": "KPIs", "policies": "Policies", "silences": "Silences", "simulator": "Simulator control"}
 # Words a French page shows and an English one must not: the interface, the statuses, the data
 # (policy titles, asset names, fault names and descriptions, alert messages, audit words).
 FRENCH = ["Équipement", "Alertes", "Ouverte", "Acquitté", "Clôturé", "Tous les", "Toutes", "Aucun", "Surchauffe",
