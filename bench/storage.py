@@ -191,10 +191,10 @@ def main() -> None:
         t = time.perf_counter()
         with psycopg.connect(dsn) as conn:
             conn.execute(
-                "INSERT INTO telemetry_cold (asset_id, metric_id, day, n, dts, vals) "
+                "INSERT INTO telemetry_cold (asset_id, metric_id, day, n, dts, vals, milli) "
                 "SELECT %(a)s, (%(mids)s::int2[])[k], d, 1440, array_prepend(0::bigint, array_fill(60000000::bigint, "
                 "ARRAY[1439])), ARRAY(SELECT round((10 * k + 3 * sin(extract(epoch FROM d + i * interval '1 minute') "
-                "/ 13751.0) + random() * 0.2)::numeric, 3)::float8 FROM generate_series(0, 1439) i) "
+                "/ 13751.0) + random() * 0.2)::numeric, 3)::float8 FROM generate_series(0, 1439) i), false "
                 "FROM generate_series(1, 8) k, generate_series(%(start)s::timestamptz, %(end)s::timestamptz, "
                 "interval '1 day') d", {"a": year_asset, "mids": mids, "start": start, "end": NOW - timedelta(days=8)})
             conn.commit()

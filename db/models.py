@@ -217,7 +217,7 @@ class TelemetryHourly(Base):
 
 class TelemetryCold(Base):
     """The cold tier: one compacted UTC day of one (asset, metric). `dts` are microsecond deltas
-    (the first from `day`, then from the previous reading), `vals` the values, both compressed by
+    (the first from `day`, then from the previous reading), `vals` the values (or, `milli`, the deltas of value × 1000), compressed by
     PostgreSQL; decoded by telemetry_cold_points(), read through readings(). Monthly partitions."""
 
     __tablename__ = "telemetry_cold"
@@ -229,6 +229,7 @@ class TelemetryCold(Base):
     n: Mapped[int] = mapped_column(Integer)
     dts: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     vals: Mapped[list[float]] = mapped_column(ARRAY(Float))
+    milli: Mapped[bool] = mapped_column(Boolean)  # vals are deltas of value × 1000 (≤ 3 decimals)
 
 
 class TelemetryDirtyHour(Base):

@@ -9,7 +9,9 @@ trigger) are recreated on the new parent, after the copy, so old readings are no
 
 `telemetry_cold` holds compacted days: one row per (asset, metric, UTC day), timestamps as
 microsecond deltas (bigint[]: the first from the day's start, then from the previous reading) and
-values as float8[], both compressed by PostgreSQL (TOAST); partitioned by month.
+values as float8[] (when every value of the day has at most 3 decimals, `milli`: the deltas of
+value × 1000, small integers that compress far better), compressed by PostgreSQL (TOAST);
+partitioned by month.
 
 `readings(asset_id, metric_id, from, to)` reads both tiers: the one reader of raw telemetry.
 See docs/architecture.md ("Telemetry tiers").
@@ -31,12 +33,16 @@ depends_on: str | Sequence[str] | None = None
 AHEAD_DAYS = 3  # partitions created ahead at migration time (the maintenance job keeps this up)
 
 FUNCTIONS = r"""
--- The readings of one cold row, decoded: cumulative microsecond deltas from the day's start.
-CREATE FUNCTION telemetry_cold_points(p_day timestamptz, p_dts bigint[], p_vals double precision[])
+-- The readings of one cold row, decoded: cumulative microsecond deltas from the day's start;
+-- values as stored, or (p_milli) cumulative deltas of value × 1000, integers held exactly by
+-- float8, divided by 1000 as the compaction checked (every sum stays below 2^53: exact).
+CREATE FUNCTION telemetry_cold_points(p_day timestamptz, p_dts bigint[], p_vals double precision[], p_milli boolean)
 RETURNS TABLE (ts timestamptz, value double precision)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT p_day + interval '1 microsecond' * sum(u.d::float8) OVER (ORDER BY u.i ROWS UNBOUNDED PRECEDING), u.v
+    SELECT p_day + interval '1 microsecond' * sum(u.d::float8) OVER w,
+           CASE WHEN p_milli THEN sum(u.v) OVER w / 1000 ELSE u.v END
     FROM unnest(p_dts, p_vals) WITH ORDINALITY AS u(d, v, i)
+    WINDOW w AS (ORDER BY u.i ROWS UNBOUNDED PRECEDING)
 $$;
 
 -- THE reader of raw telemetry: the readings of one (asset, metric) with from <= ts <= to, from
@@ -49,7 +55,7 @@ LANGUAGE sql STABLE AS $$
     WHERE t.asset_id = p_asset_id AND t.metric_id = p_metric_id AND t.ts >= p_from AND t.ts <= p_to
     UNION ALL
     SELECT c.asset_id, c.metric_id, u.ts, u.value
-    FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals) u
+    FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals, c.milli) u
     WHERE c.asset_id = p_asset_id AND c.metric_id = p_metric_id
       AND c.day > p_from - interval '24 hours' AND c.day <= p_to
       AND u.ts >= p_from AND u.ts <= p_to
@@ -81,7 +87,7 @@ BEGIN
          ORDER BY t.ts DESC LIMIT p_n)
         UNION ALL
         SELECT c.asset_id, c.metric_id, u.ts, u.value
-        FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals) u
+        FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals, c.milli) u
         WHERE c.asset_id = p_asset_id AND c.metric_id = p_metric_id AND c.day >= oldest AND c.day <= p_at
           AND u.ts <= p_at
     ) x ORDER BY x.ts DESC LIMIT p_n;
@@ -91,7 +97,7 @@ END $$;
 CREATE FUNCTION telemetry_in_cold(p_asset_id integer, p_metric_id integer, p_ts timestamptz)
 RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
-        SELECT 1 FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals) u
+        SELECT 1 FROM telemetry_cold c CROSS JOIN LATERAL telemetry_cold_points(c.day, c.dts, c.vals, c.milli) u
         WHERE c.asset_id = p_asset_id AND c.metric_id = p_metric_id
           AND c.day = date_trunc('day', p_ts, 'UTC') AND u.ts = p_ts)
 $$;
@@ -126,7 +132,7 @@ DROP_FUNCTIONS = (
     "telemetry_mark_dirty_hours()", "telemetry_refuse_cold_duplicates()",
     "telemetry_in_cold(integer, integer, timestamptz)", "latest_readings(integer, integer, timestamptz, integer)",
     "readings(integer, integer, timestamptz, timestamptz)",
-    "telemetry_cold_points(timestamptz, bigint[], double precision[])",
+    "telemetry_cold_points(timestamptz, bigint[], double precision[], boolean)",
 )
 
 
@@ -193,6 +199,7 @@ def upgrade() -> None:
     op.execute(
         "CREATE TABLE telemetry_cold (asset_id integer NOT NULL, metric_id smallint NOT NULL, "
         "day timestamptz NOT NULL, n integer NOT NULL, dts bigint[] NOT NULL, vals double precision[] NOT NULL, "
+        "milli boolean NOT NULL, "
         "CONSTRAINT telemetry_cold_pkey PRIMARY KEY (asset_id, metric_id, day)) PARTITION BY RANGE (day)"
     )
     op.create_table(
@@ -243,7 +250,7 @@ def downgrade() -> None:
     op.execute(
         "INSERT INTO telemetry_flat SELECT asset_id, metric_id, ts, value FROM telemetry UNION ALL "
         "SELECT c.asset_id, c.metric_id, u.ts, u.value FROM telemetry_cold c, "
-        "telemetry_cold_points(c.day, c.dts, c.vals) u"
+        "telemetry_cold_points(c.day, c.dts, c.vals, c.milli) u"
     )
     op.execute(
         "CREATE TABLE telemetry_hourly_flat (asset_id integer NOT NULL, metric_id smallint NOT NULL, "
