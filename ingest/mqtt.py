@@ -44,6 +44,7 @@ log = logging.getLogger("ingest.mqtt")
 SUBSCRIPTION = "telemetry/+/+"
 REJECTED = "telemetry-rejected/{site}/{asset}"
 READINGS = TypeAdapter(list[TelemetryIn])
+MAX_IN_FLIGHT_POINTS = 100_000  # submitted to the writer and not committed yet (its queue holds 200,000)
 ONE_READING = TypeAdapter(TelemetryIn)
 
 
@@ -164,6 +165,8 @@ class Bridge:
         self.retry_s = retry_s
         self.loop: asyncio.AbstractEventLoop | None = None
         self._order: deque[tuple[mqtt.MQTTMessage, asyncio.Task, float]] = deque()
+        self._room = asyncio.Condition()
+        self._in_flight_points = 0
         self._inbox: list[mqtt.MQTTMessage] = []  # from paho's thread, in arrival order
         self._inbox_lock = threading.Lock()
         self._inbox_scheduled = False
@@ -244,6 +247,20 @@ class Bridge:
         await self._store(message, points)
 
     async def _store(self, message: mqtt.MQTTMessage, points: list[Point]) -> None:
+        # flow control: the broker may hand over 1,000 messages at once; submitting them all would
+        # overflow the writer's bounded queue (refused, retried a second later). Wait for room.
+        async with self._room:
+            await self._room.wait_for(
+                lambda: not self._in_flight_points or self._in_flight_points + len(points) <= MAX_IN_FLIGHT_POINTS)
+            self._in_flight_points += len(points)
+        try:
+            await self._submit(message, points)
+        finally:
+            async with self._room:
+                self._in_flight_points -= len(points)
+                self._room.notify_all()
+
+    async def _submit(self, message: mqtt.MQTTMessage, points: list[Point]) -> None:
         while True:
             try:
                 inserted = await self.writer.submit(points)
