@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import httpx
 
 from db.session import database_url
-from db.settings import PROJECT_ROOT, Settings, get_settings
+from core.settings import PROJECT_ROOT, Settings, get_settings
 
 
 def services(settings: Settings) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from db.export import COLUMNS, csv_text
 from db.session import session_scope
-from db.settings import get_settings
+from core.settings import get_settings
 from engine import kpis as kpi_service
 from engine import outbox
 

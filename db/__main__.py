@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from db.logs import setup_logging
+from core.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         import sys
         from datetime import UTC, datetime
 
-        from db.settings import get_settings
+        from core.settings import get_settings
         from engine.maintenance import maintain
 
         st = get_settings()

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.settings import get_settings
+from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from db.seed import seed
 from db.session import get_engine
-from db.settings import get_settings
+from core.settings import get_settings
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from db.logs import setup_logging
+from core.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +32,7 @@ def _relay_beside() -> None:
     import logging
     import threading
 
-    from db.settings import get_settings
+    from core.settings import get_settings
     from engine.relay import BadSecret, Relay
 
     if get_settings().webhook_urls:

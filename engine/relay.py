@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from db.models import DeliveryStatus, OutboxEvent, WebhookDelivery
-from db.settings import get_settings
+from core.settings import get_settings
 
 log = logging.getLogger("engine.relay")
 
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Deliver the outbox events to WEBHOOK_URL (Standard Webhooks, signed with WEBHOOK_SECRET), "
                     "with back-off per WEBHOOK_RETRY_SCHEDULE_S. Safe to run several times at once.")
     parser.parse_args(argv)
-    from db.logs import setup_logging
+    from core.logs import setup_logging
 
     setup_logging("relay")
     try:

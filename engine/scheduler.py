@@ -20,7 +20,7 @@ import psycopg
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from db.session import connect_args, database_url, is_database_down, libpq_url, session_scope
-from db.settings import get_settings
+from core.settings import get_settings
 from engine.evaluate import EvaluationResult, evaluate_all
 from engine.maintenance import maintain
 from engine.rollup import roll_up

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import Forbidden, Unauthorized
 from db.session import session_scope
-from db.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from ingest.observability import ApiMetrics
 from ingest.telemetry import AsyncWriter, Catalog
 

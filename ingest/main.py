@@ -14,9 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.errors import DomainError, InvalidInput, PayloadTooLarge, Unavailable
-from db.logs import setup_logging
+from core.logs import setup_logging
 from db.session import database_url, is_database_down, libpq_url
-from db.settings import get_settings
+from core.settings import get_settings
 from ingest.deps import ReadAccess, TelemetryPath
 from ingest.observability import ApiMetrics, LatencyMiddleware
 from ingest.schemas import error_responses

@@ -24,9 +24,7 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -35,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from pydantic import TypeAdapter, ValidationError
 
+from core.settings import broker_of
 from db.errors import DomainError, InvalidInput, PayloadTooLarge, Unavailable
 from ingest.schemas import TelemetryIn
 from ingest.telemetry import AsyncWriter, Catalog, Point, to_points
@@ -108,22 +107,6 @@ def rejection(topic: str, payload: bytes, error: DomainError) -> bytes:
     body["topic"] = topic
     body["payload"] = payload[:65536].decode("utf-8", errors="replace")
     return orjson.dumps(body)
-
-
-@dataclass(frozen=True)
-class Broker:
-    host: str
-    port: int
-    tls: bool
-
-
-def broker_of(url: str) -> Broker:
-    """mqtt://host[:1883] or mqtts://host[:8883]."""
-    u = urlsplit(url)
-    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
-        raise ValueError(f"MQTT_URL must look like mqtt://host:1883 (got {url!r})")
-    tls = u.scheme in ("mqtts", "ssl")
-    return Broker(u.hostname, u.port or (8883 if tls else 1883), tls)
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -364,8 +347,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ingest.mqtt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args(argv)
-    from db.logs import setup_logging
-    from db.settings import get_settings
+    from core.logs import setup_logging
+    from core.settings import get_settings
 
     settings = get_settings()
     setup_logging("mqtt")

@@ -8,8 +8,8 @@ import signal
 import threading
 from datetime import UTC, datetime
 
-from db.logs import setup_logging
-from db.settings import get_settings
+from core.logs import setup_logging
+from core.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> None:

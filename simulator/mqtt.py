@@ -25,8 +25,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from db.settings import Settings
-from ingest.mqtt import broker_of
+from core.settings import Settings, broker_of
 from simulator.client import Gateway, Unavailable
 
 log = logging.getLogger("simulator.mqtt")

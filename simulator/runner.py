@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from db.settings import Settings
+from core.settings import Settings
 from simulator.client import Gateway
 from simulator.fleet import Fleet, discover, fetch_faults
 from simulator.mqtt import gateway

@@ -103,7 +103,7 @@ def test_prometheus_scrapes_the_api_and_the_bridge():
 
 
 def test_make_run_starts_the_mqtt_bridge_only_when_mqtt_url_is_set():
-    from db.settings import Settings
+    from core.settings import Settings
     from run import services
 
     assert "mqtt" not in services(Settings(mqtt_url=None))
@@ -117,7 +117,7 @@ def test_each_container_runs_a_documented_entry_point(name):
 
 
 def test_run_py_starts_the_same_entry_points_as_the_containers():
-    from db.settings import Settings
+    from core.settings import Settings
     from run import services
 
     local = services(Settings())
@@ -160,7 +160,7 @@ def test_every_variable_used_has_a_default_or_an_example():
 
 
 def test_every_setting_is_documented_in_env_example():
-    from db.settings import Settings
+    from core.settings import Settings
 
     assert {name.upper() for name in Settings.model_fields} <= ENV_EXAMPLE
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from db import queries
 from db.errors import InvalidInput
 from db.models import DeliveryStatus
-from db.settings import get_settings
+from core.settings import get_settings
 from engine import gmao, outbox
 from ingest.deps import BigId, OperatorKey, SessionDep
 from ingest.schemas import DeliveryOut, GmaoWorkOrderIn, WorkOrderOut

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from db import queries
 from db.errors import InvalidInput
 from db.queries import asset_statuses, site_rollup
-from db.settings import get_settings
+from core.settings import get_settings
 from engine.counters import reset_counter
 from ingest.deps import OperatorKey, SessionDep, SmallId
 from ingest.schemas import AssetMetricsOut, AssetStatusOut, CounterResetIn, CounterResetOut, SiteRollupOut

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from db.errors import InvalidInput, PayloadTooLarge
-from db.settings import get_settings
+from core.settings import get_settings
 from ingest.deps import IngestKey, TelemetryDep, TelemetryPath
 from ingest.schemas import TELEMETRY_BATCH_IN, TELEMETRY_IN, BatchIngestOut, IngestOut, TelemetryIn, inline_schema
 from ingest.telemetry import to_points

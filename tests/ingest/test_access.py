@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from db.settings import get_settings
+from core.settings import get_settings
 from ingest.deps import Keyring, parse_keys, require_ingest, require_operator, require_read
 from tests.conftest import API_KEY, GATEWAY_KEYS, OPERATOR_KEY
 

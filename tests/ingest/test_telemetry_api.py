@@ -169,7 +169,7 @@ def test_malformed_json_is_refused(api, pg):
 
 
 def test_oversized_body_is_refused_with_413(api, pg):
-    from db.settings import get_settings
+    from core.settings import get_settings
 
     big = "x" * (get_settings().max_body_bytes + 1)
     r = api.post("/telemetry", content=big, headers={"Content-Type": "application/json"})

@@ -18,7 +18,7 @@ ELEVATOR = "CAS-S1-ELEVATOR_1"
 
 @pytest.fixture
 def secret(monkeypatch) -> str:
-    from db.settings import get_settings
+    from core.settings import get_settings
 
     value = new_secret()
     monkeypatch.setenv("WEBHOOK_SECRET", value)
@@ -145,7 +145,7 @@ def test_unknown_work_order_is_404(pg, anon_api, secret):
 
 
 def test_without_a_secret_inbound_calls_are_refused(pg, anon_api, order, monkeypatch):
-    from db.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("WEBHOOK_SECRET", "")
     get_settings.cache_clear()
@@ -182,7 +182,7 @@ def test_the_delivery_log_needs_an_operator_key(pg, anon_api):
 
 
 def test_the_gmao_route_needs_no_api_key_even_when_reads_do(pg, anon_api, secret, order, monkeypatch):
-    from db.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("API_READS_REQUIRE_KEY", "true")
     get_settings.cache_clear()

@@ -241,7 +241,7 @@ def test_a_2xx_is_a_success_and_a_3xx_is_not():
 
 
 def test_the_retry_schedule_comes_from_the_environment(monkeypatch):
-    from db.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE_S", "0.5, 2,10")
     monkeypatch.setenv("WEBHOOK_URL", "http://a.example/h, http://b.example/h")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from db.settings import Settings
+from core.settings import Settings
 from simulator.mqtt import MqttGateway, gateway
 from tests.brokers import PASSWORD, USER
 from tests.conftest import API_KEY

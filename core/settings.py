@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -95,3 +97,21 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings."""
     return Settings()
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where MQTT_URL points: the bridge and the simulator connect there."""
+
+    host: str
+    port: int
+    tls: bool
+
+
+def broker_of(url: str) -> Broker:
+    """mqtt://host[:1883] or mqtts://host[:8883]."""
+    u = urlsplit(url)
+    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
+        raise ValueError(f"MQTT_URL must look like mqtt://host:1883 (got {url!r})")
+    tls = u.scheme in ("mqtts", "ssl")
+    return Broker(u.hostname, u.port or (8883 if tls else 1883), tls)

@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-from db.settings import get_settings
+from core.settings import get_settings
 
 
 def _drop_color_message(_logger, _method, event: dict) -> dict:
