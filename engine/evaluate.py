@@ -104,7 +104,8 @@ _REACH = {
 # readings() / latest_readings() (migration 0006): the hot partitions and the cold tier alike.
 _WINDOWED = """
 pts AS (
-    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, t.ts >= s.lo AS evaluated
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, t.ts >= s.lo AS evaluated,
+           date_part('epoch', t.ts) AS x  -- seconds as float8, computed once (extract() is numeric)
     FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
          s.lo - CAST(:window_frame AS interval), s.hi) t
 ),
@@ -122,7 +123,7 @@ _VALUES = {
     # apart say nothing about a trend over 30 minutes (their noise would read as °C per hour)
     "rate_of_change": _WINDOWED.replace(
         "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:window AS interval) / 2 "
-                   "THEN regr_slope(value, extract(epoch FROM ts)) OVER w * 3600 END"),
+                   "THEN regr_slope(value, x) OVER w * 3600 END"),
     # a stuck sensor: the readings must cover the window (the first one at most window / min_points
     # after its start), or a sensor that just started would look flat. The backtest sweeps every
     # reading; the live engine looks at the newest reading of what arrived (a sensor-health rule,
@@ -200,10 +201,13 @@ g AS (
               - row_number() OVER (PARTITION BY asset_id, cls ORDER BY ts) AS grp
     FROM k
 ),
-seg AS (
+segs AS (
     SELECT asset_id, cls, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n, {peak}(value) AS peak,
            max(points) AS points, CASE WHEN :pending THEN array_agg(ts ORDER BY ts) END AS instants
     FROM g GROUP BY asset_id, cls, grp
+),
+seg AS (  -- with whether the asset fired at all in this run (only those matter to the state machine)
+    SELECT *, bool_or(cls IN ('F', 'S')) OVER (PARTITION BY asset_id) AS fired FROM segs
 )"""
 
 # the live engine records the newest value of each (asset, policy) (not a re-evaluated older one)
@@ -230,7 +234,7 @@ SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instan
 FROM seg s
 LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 LEFT JOIN alerts la ON la.asset_id = s.asset_id AND la.policy_id = :policy_id AND la.status = ANY(:live_statuses)
-WHERE la.id IS NOT NULL OR EXISTS (SELECT 1 FROM seg f WHERE f.asset_id = s.asset_id AND f.cls IN ('F', 'S'))
+WHERE la.id IS NOT NULL OR s.fired
 UNION ALL  -- one row that always comes back: how many readings were evaluated
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM k)
 ORDER BY 1 NULLS FIRST, 3
@@ -238,7 +242,7 @@ ORDER BY 1 NULLS FIRST, 3
 
 _SEGMENTS = """
 SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instants FROM seg s
-WHERE EXISTS (SELECT 1 FROM seg f WHERE f.asset_id = s.asset_id AND f.cls IN ('F', 'S'))
+WHERE s.fired
 ORDER BY s.asset_id, s.first_ts
 """
 
