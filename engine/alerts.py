@@ -106,7 +106,8 @@ def clear(session: Session, *, alert_id: int, at: datetime, peak: float | None, 
     audit.record(session, entity="alert", entity_id=alert_id, actor=ENGINE, action="condition_cleared",
                  from_value=before, to_value=AlertStatus.CLOSED.value, comment=f"condition cleared at {when}",
                  now=now, details={"comment_fr": f"condition disparue à {when}", "cleared_at": at.isoformat()})
-    wo = session.scalars(select(WorkOrder).where(WorkOrder.alert_id == alert_id)).first()
+    # locked like every other change of the order, so its events keep their order
+    wo = session.scalars(select(WorkOrder).where(WorkOrder.alert_id == alert_id).with_for_update()).first()
     if wo is not None and wo.status in (WorkOrderStatus.OPEN.value, WorkOrderStatus.IN_PROGRESS.value):
         audit.record(session, entity="work_order", entity_id=wo.id, actor=ENGINE, action="condition_cleared",
                      from_value=wo.status, to_value=wo.status,
