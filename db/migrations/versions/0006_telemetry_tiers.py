@@ -123,6 +123,7 @@ BEGIN
     INSERT INTO telemetry_dirty_hours (asset_id, metric_id, hour)
     SELECT DISTINCT n.asset_id, n.metric_id, date_trunc('hour', n.ts, 'UTC') FROM new_rows n
     WHERE n.ts < date_trunc('hour', statement_timestamp() + interval '2 minutes', 'UTC')
+    ORDER BY 1, 2, 3  -- every writer locks the same keys in the same order: no deadlock between them
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
