@@ -216,7 +216,9 @@ def dismiss(
                      details={"comment_fr": f"alerte n° {alert_id} écartée : {reason}"})
     if silence_minutes:
         code = session.execute(select(Policy.code).where(Policy.id == alert.policy_id)).scalar_one()
-        silences.create(session, asset_id=alert.asset_id, policy_code=code, starts_at=now,
+        # from the end of the episode, not from now: readings taken since the last run (already
+        # stored, not yet evaluated) would otherwise open the same alert again at the next run
+        silences.create(session, asset_id=alert.asset_id, policy_code=code, starts_at=min(alert.ended_at, now),
                         ends_at=now + timedelta(minutes=silence_minutes), actor=actor,
                         reason=f"alert #{alert_id} dismissed: {reason}", now=now)
     return alert
