@@ -33,7 +33,8 @@ _RANGES = (
 # at the next one (or is still firing at `end`)
 _NO_DATA = """
 WITH s AS (
-    SELECT a.id AS asset_id, m.id AS metric_id, coalesce(o.threshold, :threshold) AS thr
+    SELECT a.id AS asset_id, m.id AS metric_id,
+           CASE WHEN :force_threshold THEN :threshold ELSE coalesce(o.threshold, :threshold) END AS thr
     FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types)
     LEFT JOIN policy_overrides o ON o.asset_id = a.id AND o.policy_id = :policy_id
     WHERE (CAST(:asset_type AS text) IS NULL OR a.type = :asset_type)
@@ -120,6 +121,10 @@ def _tuned(policy: PolicyView, *, threshold, clear_threshold, window_minutes, co
         if value is not None and not math.isfinite(value):
             raise InvalidInput(f"{name}: must be a finite number", field=name)
     if window_minutes is not None:
+        if policy.window_minutes is None or policy.rule_type == "no_data":  # no_data: its threshold is the window
+            raise InvalidInput(f"window_minutes: policy {policy.code} ({policy.rule_type}) has no window to tune"
+                               + ("; give threshold (minutes of silence)" if policy.rule_type == "no_data" else ""),
+                               field="window_minutes")
         if policy.window_minutes is None:
             raise InvalidInput(f"window_minutes: policy {policy.code} ({policy.rule_type}) has no window",
                                field="window_minutes")

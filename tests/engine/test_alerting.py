@@ -323,6 +323,9 @@ def test_backtest_refuses_bad_parameters_naming_the_field(pg):
         with pytest.raises(InvalidInput) as e:
             backtest(s, code="R1", start=NOW - timedelta(hours=1), end=NOW, asset_code=ELEVATOR)
         assert e.value.field == "asset_code"
+        with pytest.raises(InvalidInput) as e:  # no_data's window is its threshold: a what-if it would not use
+            backtest(s, code="N1", start=NOW - timedelta(hours=1), end=NOW, window_minutes=30)
+        assert e.value.field == "window_minutes"
         with pytest.raises(NotFound):
             backtest(s, code="R9", start=NOW - timedelta(hours=1), end=NOW)
 
