@@ -4,6 +4,9 @@ dashboard with one helper (`st.error`). Services raise these, never HTTPExceptio
 from __future__ import annotations
 
 
+NOTHING_STORED = "nothing was stored"  # said once, by to_dict, of every refused write
+
+
 class DomainError(Exception):
     status_code = 400
 
@@ -13,8 +16,9 @@ class DomainError(Exception):
         self.field = field
         self.errors = errors or ([{"field": field, "reason": message}] if field else [])
 
-    def to_dict(self) -> dict:
-        body: dict = {"detail": self.message}
+    def to_dict(self, *, refused_write: bool = False) -> dict:
+        """The documented error body; a refused write also says that nothing was stored."""
+        body: dict = {"detail": f"{self.message}; {NOTHING_STORED}" if refused_write else self.message}
         if self.errors:
             body["errors"] = self.errors
         return body
@@ -89,3 +93,8 @@ class Unavailable(DomainError):
     def __init__(self, message: str, *, retry_after_s: int = 2, field: str | None = None):
         super().__init__(message, field=field)
         self.retry_after_s = retry_after_s
+
+    def to_dict(self, *, refused_write: bool = True) -> dict:
+        body = super().to_dict(refused_write=True)
+        body["detail"] += ", retry later"
+        return body

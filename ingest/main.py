@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db.errors import DomainError, InvalidInput, PayloadTooLarge, Unavailable
+from db.errors import NOTHING_STORED, DomainError, InvalidInput, PayloadTooLarge, Unavailable
 from core.logs import setup_logging
 from db.session import database_url, is_database_down, libpq_url
 from core.settings import get_settings
@@ -59,7 +59,7 @@ class AdmissionMiddleware:
         except ValueError:
             declared = 0
         if self.requests and (self.requests >= self.max_requests or self.bytes + declared > self.max_bytes):
-            await _unavailable(Unavailable("the API is overloaded; nothing was stored, retry later",
+            await _unavailable(Unavailable("the API is overloaded",
                                            retry_after_s=1))(scope, receive, send)
             return
         self.requests += 1
@@ -73,7 +73,7 @@ class AdmissionMiddleware:
                 streamed += len(message["body"])
                 self.bytes += len(message["body"])
                 if self.bytes > self.max_bytes:
-                    raise Unavailable("the API is overloaded; nothing was stored, retry later", retry_after_s=1)
+                    raise Unavailable("the API is overloaded", retry_after_s=1)
             return message
 
         try:
@@ -112,8 +112,8 @@ class BodyLimitMiddleware:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    err = PayloadTooLarge(f"body: larger than {limit} bytes; nothing was stored", field="body")
-    return JSONResponse(err.to_dict(), status_code=err.status_code)
+    err = PayloadTooLarge(f"body: larger than {limit} bytes", field="body")
+    return JSONResponse(err.to_dict(refused_write=True), status_code=err.status_code)
 
 
 def _unavailable(err: Unavailable) -> JSONResponse:
@@ -155,11 +155,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        body = exc.to_dict()
+        refused_write = request.method != "GET" and exc.status_code in (413, 422)
+        body = exc.to_dict(refused_write=refused_write)
         if request.method != "GET":
             metrics.rejected.labels(type(exc).__name__).inc()
-            if exc.status_code in (413, 422) and "nothing was stored" not in body["detail"]:
-                body["detail"] += "; nothing was stored"
         if isinstance(exc, Unavailable):
             return _unavailable(exc)
         return JSONResponse(body, status_code=exc.status_code)
@@ -172,7 +171,7 @@ def create_app() -> FastAPI:
             log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
             return await domain_error(request, Unavailable(DATABASE_DOWN))
         log.error("database error", exc_info=exc, extra={"path": request.url.path})
-        return JSONResponse({"detail": "internal error; nothing was stored"}, status_code=500)
+        return JSONResponse({"detail": f"internal error; {NOTHING_STORED}"}, status_code=500)
 
     app.add_exception_handler(SQLAlchemyError, database_error)
     app.add_exception_handler(psycopg.Error, database_error)

@@ -102,8 +102,7 @@ def rejected_topic(topic: str) -> str:
 
 def rejection(topic: str, payload: bytes, error: DomainError) -> bytes:
     """What is republished on telemetry-rejected/…: the error, and the message as received."""
-    body = error.to_dict()
-    body["detail"] += "; nothing was stored"
+    body = error.to_dict(refused_write=True)
     body["topic"] = topic
     body["payload"] = payload[:65536].decode("utf-8", errors="replace")
     return orjson.dumps(body)

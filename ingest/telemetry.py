@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 Point = tuple[int, int, datetime, float]  # asset_id, metric_id, ts, value
 Key = tuple[int, int, datetime]
-DATABASE_DOWN = "database unavailable; nothing was stored, retry later"
+DATABASE_DOWN = "database unavailable"
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def to_points(
                                                           latest, future_tolerance_s)]
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise InvalidInput(f"{first['field']}: {first['reason']}{more}; nothing was stored", errors=errors)
+        raise InvalidInput(f"{first['field']}: {first['reason']}{more}", errors=errors)
     return points
 
 
@@ -255,7 +255,7 @@ class AsyncWriter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for _, fut in self._pending:
             if not fut.done():
-                fut.set_exception(Unavailable("the API is stopping; nothing was stored, retry later"))
+                fut.set_exception(Unavailable("the API is stopping"))
 
     async def submit(self, points: list[Point]) -> int:
         """Store points; returns how many were new, once they are committed. Raises Unavailable
@@ -263,7 +263,7 @@ class AsyncWriter:
         if not points:
             return 0
         if self.queued_points and self.queued_points + len(points) > self._max_queued:
-            raise Unavailable("ingest queue full; nothing was stored, retry later", retry_after_s=1)
+            raise Unavailable("ingest queue full", retry_after_s=1)
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((points, fut))
         self.queued_points += len(points)
