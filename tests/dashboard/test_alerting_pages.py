@@ -38,9 +38,11 @@ def test_dismissing_a_false_alarm_closes_it_cancels_its_work_order_and_silences_
     alert = one(pg, "SELECT status, resolution, closed_by FROM alerts WHERE id = %s", live_data["alert_id"])
     assert alert == ("closed", "dismissed", "Amina")
     assert one(pg, "SELECT status FROM work_orders WHERE id = %s", live_data["work_order_id"]) == ("cancelled",)
-    silence = one(pg, "SELECT p.code, a.code, s.ends_at - s.starts_at, s.created_by FROM silences s "
-                      "JOIN policies p ON p.id = s.policy_id JOIN assets a ON a.id = s.asset_id")
-    assert silence == ("R5", ELEVATOR, timedelta(minutes=30), "Amina")
+    # the silence runs from the end of the alert's episode until 30 minutes after the dismissal
+    silence = one(pg, "SELECT p.code, a.code, s.ends_at - x.closed_at, s.starts_at = x.ended_at, s.created_by "
+                      "FROM silences s JOIN policies p ON p.id = s.policy_id JOIN assets a ON a.id = s.asset_id "
+                      "JOIN alerts x ON x.id = %s", live_data["alert_id"])
+    assert silence == ("R5", ELEVATOR, timedelta(minutes=30), True, "Amina")
     assert any("écartée" in s.value for s in at.success)
     at = app("pages/alerts.py", status="closed")  # the resolution is shown, in words
     assert "écartée (fausse alerte)" in texts(at)
