@@ -14,7 +14,9 @@ Prints the figures, then one JSON line.
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import statistics
 import threading
 import time
@@ -97,7 +99,8 @@ def main() -> None:
                 "SELECT now(), 'work_order.status_changed', 'work_order', w, 'work_order:' || w, "
                 "jsonb_build_object('type', 'work_order.status_changed', 'data', jsonb_build_object('n', i)) "
                 "FROM generate_series(1, 10) i, generate_series(1, 200) w ORDER BY i, w"))
-        relay = Relay(urls=[url], secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", schedule=[1], interval_s=0)
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()  # a fresh one per run
+        relay = Relay(urls=[url], secret=secret, schedule=[1], interval_s=0)
         t0 = time.perf_counter()
         while Sink.received < 2000 and time.perf_counter() - t0 < 120:
             relay.step(now=datetime.now(UTC))
