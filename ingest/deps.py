@@ -149,9 +149,15 @@ def _require(caller: Caller, right: Right, what: str) -> Caller:
     return caller
 
 
+def ingest_caller(x_api_key: str | None) -> Caller:
+    """Who may write telemetry: INGEST_API_KEY or a gateway key (401 / 403 otherwise). Shared by
+    `IngestKey` and the ASGI fast path of POST /telemetry (`ingest.main.TelemetryFastPath`)."""
+    return _require(_caller(x_api_key), Right.telemetry, "write telemetry")
+
+
 async def require_ingest(request: Request, x_api_key: KeyHeader = None) -> Caller:
     """Telemetry writes: INGEST_API_KEY or a gateway key."""
-    caller = _require(_caller(x_api_key), Right.telemetry, "write telemetry")
+    caller = ingest_caller(x_api_key)
     request.state.caller = caller.name
     return caller
 

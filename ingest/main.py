@@ -17,12 +17,13 @@ from db.errors import NOTHING_STORED, DomainError, InvalidInput, PayloadTooLarge
 from core.logs import setup_logging
 from db.session import database_url, is_database_down, libpq_url
 from core.settings import get_settings
-from ingest.deps import ReadAccess, TelemetryPath
+from ingest.deps import ReadAccess, TelemetryPath, ingest_caller
 from ingest.observability import ApiMetrics, LatencyMiddleware
 from ingest.schemas import error_responses
 from ingest.routes import (
     alerts, health, integrations, kpis, policies, rules, silences, simulator, sites, telemetry, workorders,
 )
+from ingest.routes.telemetry import store_reading
 from ingest.telemetry import DATABASE_DOWN, AsyncWriter, Catalog
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,87 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, send)
 
 
+def error_response(exc: DomainError, *, method: str, metrics: ApiMetrics) -> JSONResponse:
+    """The one rendering of a domain error: the documented body (a refused write says nothing
+    was stored), the status, Retry-After on a 503; refused writes are counted."""
+    if method != "GET":
+        metrics.rejected.labels(type(exc).__name__).inc()
+    if isinstance(exc, Unavailable):
+        return _unavailable(exc)
+    refused_write = method != "GET" and exc.status_code in (413, 422)
+    return JSONResponse(exc.to_dict(refused_write=refused_write), status_code=exc.status_code)
+
+
+def database_error_response(exc: Exception, *, method: str, path: str, metrics: ApiMetrics) -> JSONResponse:
+    """The database unreachable (refused, lost, shutting down, pool exhausted, stale pool) is a
+    503 with Retry-After on every route; any other database error is a logged 500 with the same
+    body shape: nothing escapes to the server as "Exception in ASGI application"."""
+    if is_database_down(exc):
+        log.warning("database unavailable", extra={"path": path, "error": type(exc).__name__})
+        return error_response(Unavailable(DATABASE_DOWN), method=method, metrics=metrics)
+    log.error("database error", exc_info=exc, extra={"path": path})
+    return JSONResponse({"detail": f"internal error; {NOTHING_STORED}"}, status_code=500)
+
+
+class TelemetryFastPath:
+    """POST /api/v1/telemetry served before FastAPI's routing, as a pure ASGI layer.
+
+    Single readings are the hottest request (gateways, one reading each few seconds per asset);
+    py-spy showed Starlette/FastAPI's layers, routing and dependency solving taking most of
+    their CPU (docs/performance.md). This layer does the same steps with the same functions —
+    `ingest_caller` (the keys, 401/403), `store_reading` (validation, catalog, writer, metrics),
+    `error_response` / `database_error_response` (the error bodies) — and sets `scope["route"]`
+    so the latency metric carries the route's template. It sits inside the admission, body-limit
+    and latency layers, and inside FastAPI's ServerErrorMiddleware (anything unexpected is a 500
+    as on every route). The FastAPI route stays: it documents the endpoint in the OpenAPI schema
+    and answers identically (tests/ingest/test_telemetry_fast_path.py)."""
+
+    def __init__(self, app: ASGIApp, *, state, route, metrics: ApiMetrics):
+        self.app = app
+        self.state = state  # the app's state: the telemetry path exists once the lifespan ran
+        self.route = route
+        self.path = API_PREFIX + route.path
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or \
+                scope["path"] != scope.get("root_path", "") + self.path:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route
+        try:
+            ingest_caller(_header(scope, b"x-api-key"))
+            body = await _body(receive)
+            if body is None:  # the client went away before sending its body: nothing to do
+                return
+            response = await store_reading(self.state.telemetry, body)
+        except DomainError as exc:
+            response = error_response(exc, method="POST", metrics=self.metrics)
+        except (psycopg.Error, SQLAlchemyError) as exc:
+            response = database_error_response(exc, method="POST", path=scope["path"], metrics=self.metrics)
+        await response(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a header, decoded as Starlette does (latin-1)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body (None if the client disconnected first)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _too_large(limit: int) -> JSONResponse:
     err = PayloadTooLarge(f"body: larger than {limit} bytes", field="body")
     return JSONResponse(err.to_dict(refused_write=True), status_code=err.status_code)
@@ -155,23 +237,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        refused_write = request.method != "GET" and exc.status_code in (413, 422)
-        body = exc.to_dict(refused_write=refused_write)
-        if request.method != "GET":
-            metrics.rejected.labels(type(exc).__name__).inc()
-        if isinstance(exc, Unavailable):
-            return _unavailable(exc)
-        return JSONResponse(body, status_code=exc.status_code)
+        return error_response(exc, method=request.method, metrics=metrics)
 
-    # The database unreachable (refused, lost, shutting down, pool exhausted, stale pool) is a
-    # 503 with Retry-After on every route; any other database error is a logged 500 with the
-    # same body shape: nothing escapes to the server as "Exception in ASGI application".
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
-        if is_database_down(exc):
-            log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
-            return await domain_error(request, Unavailable(DATABASE_DOWN))
-        log.error("database error", exc_info=exc, extra={"path": request.url.path})
-        return JSONResponse({"detail": f"internal error; {NOTHING_STORED}"}, status_code=500)
+        return database_error_response(exc, method=request.method, path=request.url.path, metrics=metrics)
 
     app.add_exception_handler(SQLAlchemyError, database_error)
     app.add_exception_handler(psycopg.Error, database_error)
@@ -192,6 +261,9 @@ def create_app() -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[ReadAccess],
                            responses=error_responses(401, 403, 404, 409, 413, 422, 503))
+    # innermost first: the fast path of POST /telemetry runs inside the three layers below
+    post_one = next(r for r in telemetry.router.routes if r.path == "/telemetry" and "POST" in r.methods)
+    app.add_middleware(TelemetryFastPath, state=app.state, route=post_one, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AdmissionMiddleware, max_requests=settings.api_max_inflight_requests,
                        max_bytes=settings.api_max_inflight_bytes)

@@ -25,9 +25,9 @@ def _body_doc(adapter: TypeAdapter) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(adapter)}}}}
 
 
-async def _parse(request: Request, adapter: TypeAdapter):
+def _parse(body: bytes, adapter: TypeAdapter):
     try:
-        return adapter.validate_json(await request.body())
+        return adapter.validate_json(body)
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc.errors(), prefix_fields=()) from None
 
@@ -46,7 +46,14 @@ async def _store(path: TelemetryPath, readings: list[TelemetryIn], prefix: str) 
 )
 async def post_telemetry(request: Request, path: TelemetryDep) -> Response:
     """The payload of the requirements (§7.1). A re-sent reading is stored once."""
-    reading = await _parse(request, TELEMETRY_IN)
+    return await store_reading(path, await request.body())
+
+
+async def store_reading(path: TelemetryPath, body: bytes) -> Response:
+    """POST /telemetry from the body's bytes to the answer; raises DomainError (or a database
+    error) for the one error handler. The route above and the ASGI fast path that serves this
+    endpoint before FastAPI's routing (`ingest.main.TelemetryFastPath`) both call it."""
+    reading = _parse(body, TELEMETRY_IN)
     _, inserted = await _store(path, [reading], prefix="")
     return Response(orjson.dumps({"status": "ok", "inserted_points": inserted}), media_type="application/json")
 
@@ -60,7 +67,7 @@ async def post_telemetry(request: Request, path: TelemetryDep) -> Response:
 async def post_telemetry_batch(request: Request, path: TelemetryDep) -> Response:
     """Many readings of many assets (gateways, back-fill). All or nothing: one bad reading
     refuses the request, and the error names it by index (`readings[3].timestamp`)."""
-    readings = (await _parse(request, TELEMETRY_BATCH_IN))["readings"]
+    readings = _parse(await request.body(), TELEMETRY_BATCH_IN)["readings"]
     limit = get_settings().max_batch_readings
     if len(readings) > limit:
         raise PayloadTooLarge(f"readings: {len(readings)} readings, at most {limit} per request", field="readings")
