@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     telemetry_retention_days: int = 0  # readings older than this are dropped; 0 = keep forever
     rollup_retention_days: int = 0  # hourly roll-ups older than this are dropped; 0 = keep forever
     maintenance_interval_s: float = 3600.0  # the scheduler's maintenance pass
+    maintenance_workers: int = 2  # connections (server cores) a pass compacts a day with; 1 = serial
     metrics_max_points: int = 100_000  # GET /assets/{id}/metrics: raw up to this, else step buckets
 
     # Simulator

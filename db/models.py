@@ -127,8 +127,9 @@ class Base(DeclarativeBase):
 
 
 # Partitions of the tiered tables (telemetry_p20261126, telemetry_late, telemetry_cold_p202611…)
-# are created and dropped by the maintenance job, not declared here.
-PARTITION_NAME = re.compile(r"^(telemetry|telemetry_hourly|telemetry_cold)_(p\d{6}|p\d{8}|late)$")
+# and the compaction's working table (telemetry_cold_stage, UNLOGGED) are created and dropped by
+# the maintenance job, not declared here.
+PARTITION_NAME = re.compile(r"^(telemetry|telemetry_hourly|telemetry_cold)_(p\d{6}|p\d{8}|late|stage)$")
 
 
 def include_name(name: str | None, type_: str, parent_names: dict) -> bool:

@@ -238,7 +238,7 @@ def test_maintain_killed_in_the_middle_loses_nothing_and_the_next_pass_finishes(
     deadline = time.monotonic() + 60
     while True:  # wait until it is inside a compaction, then kill it
         busy = pg.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                          "AND query LIKE 'WITH ins AS (INSERT INTO telemetry_cold%%'").fetchone()[0]
+                          "AND query LIKE 'INSERT INTO telemetry_cold_stage%%'").fetchone()[0]
         if busy:
             break
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
