@@ -370,7 +370,7 @@ def maintain(
     `workers`: connections that compact in parallel (default: MAINTENANCE_WORKERS)."""
     from core.settings import get_settings
     from db.session import database_url, libpq_url, session_scope
-    from engine.rollup import roll_up
+    from engine.rollup import pending, roll_up, roll_up_assets
 
     if workers is None:
         workers = get_settings().maintenance_workers
@@ -428,8 +428,26 @@ def maintain(
             late = step(f"drop telemetry_p{day:%Y%m%d}", lambda s, d=day: drop_compacted(s, day=d))
             report.points_compacted += late or 0
         report.late_points_merged = step("fold late readings", lambda s: merge_late(s, before=horizon)) or 0
-        report.hours_rolled_up = step("roll-up", lambda s: roll_up(
-            s, now=now, retention_days=rollup_retention_days)) or 0
+        t = time.perf_counter()
+        since = None  # roll_up() computes the hours since its watermark, and the dirty hours
+        if workers > 1:  # the hours since the watermark first, asset ranges on `workers` connections
+            span = step("roll-up partitions", lambda s: pending(s, now=now, retention_days=rollup_retention_days))
+            if span and span[0] < span[1]:
+                with session_scope() as s:
+                    ids = s.execute(text("SELECT id FROM assets ORDER BY id")).scalars().all()
+                bounds = [i * len(ids) // workers for i in range(workers + 1)]
+                ranges = [(ids[bounds[i]], ids[bounds[i + 1] - 1]) for i in range(workers) if bounds[i] < bounds[i + 1]]
+
+                def part(first: int, last: int) -> int:
+                    with session_scope() as s:
+                        return roll_up_assets(s, since=span[0], until=span[1], first=first, last=last)
+
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roll-up") as pool:
+                    report.hours_rolled_up += sum(f.result() for f in [pool.submit(part, *r) for r in ranges])
+                since = span[1]
+        report.hours_rolled_up += step("roll-up", lambda s: roll_up(
+            s, now=now, since=since, retention_days=rollup_retention_days)) or 0
+        report.step_seconds["roll-up"] = round(time.perf_counter() - t, 3)
         lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK,))
     report.seconds = time.perf_counter() - t0
     log.info("maintenance pass", extra={

@@ -22,13 +22,18 @@ _UPSERT = (
     "ON CONFLICT (asset_id, metric_id, hour) DO UPDATE SET n = excluded.n, total = excluded.total, "
     "min = excluded.min, max = excluded.max"
 )
-# every hour in [since, until) of every (asset, metric) of the catalog: one index range per pair
+# The UTC hour of r.ts: date_bin on the instant (no time zone lookup per reading, ~25 % cheaper
+# than date_trunc('hour', r.ts, 'UTC'), same hours for every instant after the origin).
+HOUR = "date_bin('1 hour', r.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+# every hour in [since, until) of every (asset, metric) of the catalog (of the assets lo..hi):
+# one index range per pair
 _RANGE = _UPSERT.format(select=(
     "SELECT a.id, m.id, x.hour, x.n, x.total, x.min, x.max "
     "FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types) "
-    "CROSS JOIN LATERAL (SELECT date_trunc('hour', r.ts, 'UTC') AS hour, count(*) AS n, sum(r.value) AS total, "
+    f"CROSS JOIN LATERAL (SELECT {HOUR} AS hour, count(*) AS n, sum(r.value) AS total, "
     "                           min(r.value) AS min, max(r.value) AS max "
-    "                    FROM readings(a.id, m.id, :since, :until) r WHERE r.ts < :until GROUP BY 1) x"
+    "                    FROM readings(a.id, m.id, :since, :until) r WHERE r.ts < :until GROUP BY 1) x "
+    "WHERE a.id BETWEEN :lo AND :hi"
 ))
 # the dirty hours before `until`, taken (deleted) and recomputed in the same statement: one
 # readings() range per (asset, metric, day) that has dirty hours
@@ -38,14 +43,39 @@ _DIRTY = (
     "      GROUP BY asset_id, metric_id, date_trunc('day', hour, 'UTC')) "
 ) + _UPSERT.format(select=(
     "SELECT g.asset_id, g.metric_id, x.hour, x.n, x.total, x.min, x.max FROM g "
-    "CROSS JOIN LATERAL (SELECT date_trunc('hour', r.ts, 'UTC') AS hour, count(*) AS n, sum(r.value) AS total, "
+    f"CROSS JOIN LATERAL (SELECT {HOUR} AS hour, count(*) AS n, sum(r.value) AS total, "
     "                           min(r.value) AS min, max(r.value) AS max "
     "                    FROM readings(g.asset_id, g.metric_id, g.lo, g.hi) r WHERE r.ts < g.hi GROUP BY 1) x"
 ))
+INT_MAX = 2**31 - 1
 
 
 def _hour(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def pending(session: Session, *, now: datetime, since: datetime | None = None, retention_days: int = 0) -> tuple[datetime, datetime]:
+    """The range [since, until) of hours the next roll_up() computes for every (asset, metric),
+    its hourly partitions created (so that roll_up_assets() can run on other connections first)."""
+    from engine.maintenance import ensure_month_partitions, get_state
+
+    until = _hour(now)
+    keep_since = until - timedelta(days=retention_days) if retention_days else datetime(1, 1, 1, tzinfo=UTC)
+    if since is None:
+        done = get_state(session, name=WATERMARK)
+        since = done if done is not None else until - FIRST_RUN
+    since = max(since, keep_since)
+    if since < until:
+        ensure_month_partitions(session, table="telemetry_hourly", start=since, end=until)
+    return since, until
+
+
+def roll_up_assets(session: Session, *, since: datetime, until: datetime, first: int, last: int) -> int:
+    """Roll up the hours [since, until) of the assets first..last (one part of a roll-up done on
+    several connections at once; the partitions exist: pending()); returns the rows written.
+    Waits while a roll_up() runs (shared side of its lock)."""
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": ROLLUP_LOCK})
+    return session.execute(text(_RANGE), {"since": since, "until": until, "lo": first, "hi": last}).rowcount
 
 
 def roll_up(session: Session, *, now: datetime, since: datetime | None = None, retention_days: int = 0) -> int:
@@ -69,7 +99,7 @@ def roll_up(session: Session, *, now: datetime, since: datetime | None = None, r
         ensure_month_partitions(session, table="telemetry_hourly", start=low, end=until)
     written = session.execute(text(_DIRTY), {"until": until}).rowcount
     if since < until:
-        written += session.execute(text(_RANGE), {"since": since, "until": until}).rowcount
+        written += session.execute(text(_RANGE), {"since": since, "until": until, "lo": -INT_MAX - 1, "hi": INT_MAX}).rowcount
     if done is None or until > done:
         set_state(session, name=WATERMARK, at=until)
     return written

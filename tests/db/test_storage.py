@@ -299,3 +299,28 @@ def test_sensor_values_with_three_decimals_are_stored_as_milli_deltas_and_come_b
     assert milli == {mid_a: True, mid_c: True, mid_b: False}  # -0.0 would come back as 0.0: stored as is
     for m in (mid_a, mid_b, mid_c):
         assert readings_of(pg, aid, m, *span) == before[m]
+
+
+def test_compaction_on_two_connections_writes_the_same_cold_rows_as_on_one(pg):
+    """MAINTENANCE_WORKERS: the day's asset ranges are encoded on several connections (snapshot
+    of the compacting transaction, staged, then moved in one commit): the very same cold rows."""
+    from engine.maintenance import STAGE, asset_chunks, compact_day
+
+    one, two = (NOW - timedelta(days=12)).replace(hour=0), (NOW - timedelta(days=11)).replace(hour=0)
+    partitioned_days([one, two])
+    for day in (one, two):  # the same readings on both days, every seeded asset and metric
+        pg.execute(
+            "INSERT INTO telemetry SELECT a.id, m.id, %s::timestamptz + s * interval '10 seconds' + (a.id * s %% 997) "
+            "* interval '1 microsecond', CASE WHEN m.id %% 2 = 0 THEN round((10 + sin(s / 50.0 + a.id))::numeric, 3)::float8 "
+            "ELSE (a.id * 1.0e-7 + s) * pi() END FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types), "
+            "generate_series(0, 2999) s", (day,))
+    with session_scope() as s:
+        assert len(asset_chunks(s, table=f"telemetry_p{one:%Y%m%d}", readings=1, chunks=2)) == 2
+        assert compact_day(s, day=one, workers=1) == compact_day(s, day=two, workers=2)
+    rows = pg.execute("SELECT day, asset_id, metric_id, n, dts, vals::text, milli FROM telemetry_cold "
+                      "ORDER BY asset_id, metric_id, day").fetchall()
+    assert {r[6] for r in rows} == {True, False}  # both forms of values
+    by_day = {d: [r[1:] for r in rows if r[0] == d] for d in (one, two)}
+    assert by_day[one] == by_day[two] and len(by_day[one]) == len(rows) // 2 > 2
+    assert pg.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0] == 0  # the stage is emptied by the commit
+    assert pg.execute("SELECT count(*) FROM telemetry WHERE ts < %s", (two + timedelta(days=1),)).fetchone()[0] == 0
