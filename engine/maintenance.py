@@ -277,7 +277,10 @@ def compact_day(session: Session, *, day: datetime, workers: int = 1) -> int:
         session.execute(text("ROLLBACK TO SAVEPOINT move"))
         session.execute(text("SET LOCAL work_mem = '256MB'"))
         moved = _fold_into_cold(session, src=name, day=day)
-    session.execute(text(f"TRUNCATE {STAGE}, {name}"))
+    # the stage by DELETE, not TRUNCATE: no lock that would block a next compaction's workers
+    # if the caller compacts another day in the same transaction
+    session.execute(text(f"DELETE FROM {STAGE}"))
+    session.execute(text(f"TRUNCATE {name}"))
     session.execute(text(
         f"CREATE OR REPLACE TRIGGER {name}_refuse_cold_duplicates BEFORE INSERT ON {name} "
         "FOR EACH ROW EXECUTE FUNCTION telemetry_refuse_cold_duplicates()"))
