@@ -44,6 +44,8 @@ class Settings(BaseSettings):
 
     # Rule engine
     rules_interval_s: float = 60.0
+    # a run evaluates its assets in this many parallel transactions (asset_id modulo), one per core
+    rules_shards: int = 2
 
     # Telemetry storage (issue 12): tiers, retention, maintenance (engine/maintenance.py)
     telemetry_hot_days: int = 7  # days kept as narrow rows; older days are compacted (cold tier)

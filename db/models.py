@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     ARRAY,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -329,6 +331,11 @@ class PolicyEvaluation(Base):
     firing: Mapped[bool] = mapped_column(Boolean, default=False)
     last_ts: Mapped[datetime | None] = mapped_column(TZ)  # event time of the last reading evaluated
     firing_since: Mapped[datetime | None] = mapped_column(TZ)  # start of the current firing streak
+    # windowed sums at last_ts (threshold avg, rate_of_change; migration 0009): the window length
+    # they cover, the readings in it and their exact sums Σy, Σx, Σx², Σxy (x: epoch seconds)
+    win_seconds: Mapped[int | None] = mapped_column(Integer)
+    win_n: Mapped[int | None] = mapped_column(Integer)
+    win_sums: Mapped[list[Decimal] | None] = mapped_column(ARRAY(Numeric))
 
 
 class RuleRun(Base):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -111,19 +112,130 @@ pts AS (
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {value} AS value, NULL::float8 AS cvalue,
-           count(*) OVER w AS points
+           count(*) OVER w AS points, NULL::numeric[] AS st
     FROM pts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
                  RANGE BETWEEN CAST(:window_frame AS interval) PRECEDING AND CURRENT ROW)
 )"""
 
+# --- Sums over a window (threshold avg, rate_of_change) ----------------------------------------
+# The value at a reading t is a function of exact sums over the window (t - window, t]: n, Σy, Σx,
+# Σx², Σxy, with y the value in millionths (an integer: values are summed to 10⁻⁶, far below any
+# sensor's resolution) and x its time in epoch microseconds. Integer sums are exact whatever the
+# order they are added in (float sums are not). Two ways to the same sums:
+# - full: every reading of (lo - window, hi], running sums, and at each reading its running sum
+#   minus the one before the window's first reading (first_value() of a RANGE frame: O(readings));
+# - incremental (live engine, steady state): the sums stored at the (asset, policy)'s last
+#   evaluated reading (policy_evaluations.win_*), plus the readings that arrived since, minus those
+#   that left the window: a few readings per asset instead of the whole window. Taken only when the
+#   readings that arrived are all after that reading (no late data before it: then `full`).
+# Both give the same sums, so the live engine, a re-evaluation and the backtest agree exactly.
+_SUM_TERMS = {"threshold_avg": ("y",), "rate_of_change": ("y", "x", "CAST(x AS numeric) * x", "CAST(x AS numeric) * y")}
+_Y = "CAST(round(t.value * 1e6) AS bigint)"  # exact integers: round() of a float8 and a bigint cast
+_X = "CAST(round(date_part('epoch', t.ts) * 1e6) AS bigint)"  # epoch seconds as float8 hold microseconds exactly
+
+
+def _full_sums(source: str, terms: tuple[str, ...]) -> str:
+    """CTEs ending in `wfull`: the window sums at every reading of the scope rows in `source`."""
+    running = ", ".join(f"sum({e}) OVER c AS s{i}" for i, e in enumerate(terms))
+    window = ", ".join(f"s{i} - first_value(s{i} - {e}) OVER w AS w{i}" for i, e in enumerate(terms))
+    return f"""
+fpts AS (
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.ts >= s.lo AS evaluated,
+           {_Y} AS y, {_X} AS x
+    FROM {source} s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
+         s.lo - CAST(:window_frame AS interval), s.hi) t
+),
+frun AS (
+    SELECT fpts.*, {running}
+    FROM fpts WINDOW c AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts ROWS UNBOUNDED PRECEDING)
+),
+wfull AS (
+    SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, count(*) OVER w AS n,
+           first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread,
+           CASE WHEN :spread THEN max(x) OVER h END AS half, {window}
+    FROM frun
+    WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
+                 RANGE BETWEEN CAST(:window_frame AS interval) PRECEDING AND CURRENT ROW),
+           h AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
+                 RANGE BETWEEN UNBOUNDED PRECEDING AND CAST(:window AS interval) / 2 PRECEDING)
+)"""
+
+
+def _incremental_sums(terms: tuple[str, ...]) -> str:
+    """CTEs ending in `winc`: the window sums at the readings that arrived for the scope rows of
+    `sc` taken incrementally (inc), from the stored sums (st_n, st at st_ts). Events in time order:
+    a reading enters the window at its ts (+), leaves it at ts + window (-); for the slope's spread
+    test (is there a reading in (t - window, t - window / 2]?), the newest reading at least half a
+    window old: stored with the sums (half, epoch microseconds), then each reading from ts + window / 2."""
+    sums = ", ".join(f"st[{i + 1}] + coalesce(sum(sign * ({e})) OVER c, 0) AS w{i}" for i, e in enumerate(terms))
+    ws = ", ".join(f"w{i}" for i in range(len(terms)))
+    cols = "s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.st_n, s.st"
+    return f"""
+ev AS (
+    SELECT {cols}, t.ts AS at, 1 AS kind, t.ts, t.ts >= s.lo AS evaluated, 1 AS sign, {_Y} AS y, {_X} AS x
+    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t
+    WHERE s.inc
+    UNION ALL
+    SELECT {cols}, t.ts + CAST(:window AS interval), 0, t.ts, false, -1, {_Y}, {_X}
+    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window_frame AS interval),
+                                          s.hi - CAST(:window AS interval)) t
+    WHERE s.inc
+    UNION ALL
+    SELECT {cols}, t.ts + CAST(:window AS interval) / 2, 0, t.ts, false, 0, NULL, {_X}
+    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window AS interval) / 2 + interval '1 microsecond',
+                                          s.hi - CAST(:window AS interval) / 2) t
+    WHERE s.inc AND :spread
+),
+erun AS (
+    SELECT ev.*, st_n + sum(sign) OVER c AS n, {sums},
+           CASE WHEN :spread THEN greatest(st[{len(terms) + 1}], max(x) FILTER (WHERE kind = 0 AND sign = 0) OVER c) END AS half
+    FROM ev WINDOW c AS (PARTITION BY asset_id, metric_id ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
+),
+winc AS (
+    SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, n,
+           half > x - :window_us AS spread, half, {ws}
+    FROM erun WHERE kind = 1
+)"""
+
+
+_RUNNING_VALUE = {
+    "threshold_avg": "w0 / n / 1e6",
+    # least squares, per second -> per hour; readings spread over at least half the window: three
+    # readings ten seconds apart say nothing about a trend over 30 minutes (their noise would
+    # read as degrees per hour)
+    "rate_of_change": "CASE WHEN spread AND n * w2 - w1 * w1 > 0 THEN (n * w3 - w1 * w0) / (n * w2 - w1 * w1) * 3600 END",
+    # (y in millionths per microsecond of x: the factors of 10⁶ cancel)
+}
+
+
+def _running(kind: str, *, incremental: bool) -> str:
+    value, terms = _RUNNING_VALUE[kind], _SUM_TERMS[kind]
+    out = "v AS (SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, CAST({value} AS float8) AS value, " \
+          "NULL::float8 AS cvalue, n AS points, ARRAY[{ws}{half}] AS st FROM {src})"
+    ws = ", ".join(f"w{i}" for i in range(len(terms)))
+    half = ", half" if kind == "rate_of_change" else ""
+    if not incremental:
+        return _full_sums("scope", terms) + ",\n" + out.format(value=value, src="wfull", ws=ws, half=half)
+    return (
+        """
+sc AS (  -- incremental when the stored sums are for this window and everything that arrived is newer
+    SELECT s.*, pe.last_ts AS st_ts, pe.win_n AS st_n, pe.win_sums AS st,
+           coalesce(pe.win_seconds = :win_seconds AND s.lo > pe.last_ts AND pe.win_n IS NOT NULL
+                    AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
+    FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
+),
+scf AS (SELECT * FROM sc WHERE NOT inc),"""
+        + _full_sums("scf", terms) + "," + _incremental_sums(terms) + ",\n"
+        + out.format(value=value, ws=ws, half=half, src="(SELECT * FROM wfull UNION ALL SELECT * FROM winc) w")
+    )
+
+
+_HOT_BEFORE = ("SELECT {cols} FROM telemetry t WHERE t.asset_id = s.asset_id AND t.metric_id = s.metric_id "
+               "AND t.ts < s.lo ORDER BY t.ts DESC LIMIT :before")
+
 _VALUES = {
     "threshold": _WINDOWED.replace("{value}", "{agg}(value) OVER w"),
-    # a slope needs readings spread over at least half its window: three readings ten seconds
-    # apart say nothing about a trend over 30 minutes (their noise would read as °C per hour)
-    "rate_of_change": _WINDOWED.replace(
-        "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:window AS interval) / 2 "
-                   "THEN regr_slope(value, x) OVER w * 3600 END"),
     # a stuck sensor: the readings must cover the window (the first one at most window / min_points
     # after its start), or a sensor that just started would look flat. The backtest sweeps every
     # reading; the live engine looks at the newest reading of what arrived (a sensor-health rule,
@@ -133,25 +245,40 @@ _VALUES = {
     "flat_line_newest": """
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
-           CASE WHEN min(t.ts) <= s.hi - CAST(:cover AS interval) THEN max(t.value) - min(t.value) END AS value,
-           NULL::float8 AS cvalue, count(*) AS points
-    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval), s.hi) t
-    GROUP BY s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr
+           CASE WHEN f.first_ts <= s.hi - CAST(:cover AS interval) THEN f.top - f.bottom END AS value,
+           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st
+    FROM scope s CROSS JOIN LATERAL (
+        SELECT min(t.ts) AS first_ts, max(t.value) AS top, min(t.value) AS bottom, count(*) AS n
+        FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval), s.hi) t) f
+    WHERE f.n > 0
 )""",
     # the N most recent readings at each reading: the new ones and the N - 1 before them
     "consecutive": """
+prev AS (  -- hot: the N - 1 readings before lo are all in the hot partitions and the cold tier has
+           -- nothing newer than the oldest of them (the common case: no call to latest_readings())
+    SELECT s.*, h.n = :before AND NOT EXISTS (
+               SELECT 1 FROM telemetry_cold c WHERE c.asset_id = s.asset_id AND c.metric_id = s.metric_id
+                 AND c.day < s.lo AND c.day + interval '24 hours' > h.oldest) AS hot
+    FROM scope s CROSS JOIN LATERAL (
+        SELECT count(*) AS n, min(x.ts) AS oldest FROM (""" + _HOT_BEFORE.format(cols="t.ts") + """) x) h
+    WHERE :before > 0
+),
 pts AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, true AS evaluated
     FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
     UNION ALL
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
-    FROM scope s CROSS JOIN LATERAL latest_readings(s.asset_id, s.metric_id, s.lo - interval '1 microsecond',
+    FROM prev s CROSS JOIN LATERAL (""" + _HOT_BEFORE.format(cols="t.ts, t.value") + """) p
+    WHERE s.hot
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
+    FROM prev s CROSS JOIN LATERAL latest_readings(s.asset_id, s.metric_id, s.lo - interval '1 microsecond',
                                                     :before) p
-    WHERE :before > 0
+    WHERE NOT s.hot
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {agg}(value) OVER w AS value,
-           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points
+           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st
     FROM pts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts ROWS BETWEEN :before PRECEDING AND CURRENT ROW)
 )""",
@@ -159,17 +286,19 @@ v AS (
     "runtime": """
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, t.ts, true AS evaluated, 1 AS points,
-           NULL::float8 AS cvalue, t.value - coalesce((SELECT r.baseline FROM counter_resets r
-                               WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
-                               ORDER BY r.reset_at DESC LIMIT 1), 0) AS value
+           NULL::float8 AS cvalue, t.value - coalesce(b.baseline, 0) AS value, NULL::numeric[] AS st
     FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
+    LEFT JOIN LATERAL (SELECT r.baseline FROM counter_resets r
+                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
+                       ORDER BY r.reset_at DESC LIMIT 1) b ON true
 )""",
     # silent sensors have no readings to evaluate: one instant, `hi` (the run's now), whose value
     # is the minutes since the most silent metric's newest reading
     "no_data": """
 v AS (
     SELECT s.asset_id, 0 AS metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
-           NULL::float8 AS cvalue, CAST(max(extract(epoch FROM s.hi - l.last_ts) / 60.0) AS float8) AS value, count(*) AS points
+           NULL::float8 AS cvalue, CAST(max(extract(epoch FROM s.hi - l.last_ts) / 60.0) AS float8) AS value, count(*) AS points,
+           NULL::numeric[] AS st
     FROM scope s JOIN telemetry_latest l ON l.asset_id = s.asset_id AND l.metric_id = s.metric_id
     GROUP BY s.asset_id, s.site_id, s.thr, s.cthr, s.hi
 )""",
@@ -179,7 +308,7 @@ v AS (
 # silence covers it (event time). Only the live engine looks at them (:live).
 _CLASSES = """
 c AS (
-    SELECT asset_id, site_id, ts, value, points,
+    SELECT asset_id, site_id, ts, value, points, st,
            coalesce(points >= :min_points AND value {op} thr, false) AS fire,
            coalesce(points >= :min_points AND {clear}, false) AS clr
     FROM v WHERE evaluated
@@ -213,17 +342,20 @@ seg AS (  -- with whether the asset fired at all in this run (only those matter 
 # the live engine records the newest value of each (asset, policy) (not a re-evaluated older one)
 _RECORD = """,
 newest AS (
-    SELECT DISTINCT ON (asset_id) asset_id, ts, value, points, cls IN ('F', 'S', 'K') AS firing
+    SELECT DISTINCT ON (asset_id) asset_id, ts, value, points, st, cls IN ('F', 'S', 'K') AS firing
     FROM k ORDER BY asset_id, ts DESC
 ),
 up AS (
-    INSERT INTO policy_evaluations AS pe (asset_id, policy_id, evaluated_at, value, points, firing, last_ts, firing_since)
+    INSERT INTO policy_evaluations AS pe (asset_id, policy_id, evaluated_at, value, points, firing, last_ts, firing_since,
+                                          win_seconds, win_n, win_sums)
     SELECT asset_id, :policy_id, :now, CASE WHEN points >= :min_points THEN value END, points, firing, ts,
-           CASE WHEN firing THEN ts END
+           CASE WHEN firing THEN ts END, CASE WHEN st IS NOT NULL THEN :win_seconds END,
+           CASE WHEN st IS NOT NULL THEN points END, st
     FROM newest
     ON CONFLICT (asset_id, policy_id) DO UPDATE SET
         evaluated_at = excluded.evaluated_at, value = excluded.value, points = excluded.points,
-        firing = excluded.firing, last_ts = excluded.last_ts,
+        firing = excluded.firing, last_ts = excluded.last_ts, win_seconds = excluded.win_seconds,
+        win_n = excluded.win_n, win_sums = excluded.win_sums,
         firing_since = CASE WHEN excluded.firing AND pe.firing THEN pe.firing_since ELSE excluded.firing_since END
     WHERE pe.last_ts IS NULL OR excluded.last_ts >= pe.last_ts
     RETURNING 1
@@ -264,10 +396,14 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         clear = f"NOT (value {op} thr)"
     else:  # runtime policies: only their work order done ends the alert
         clear = "false"
-    values = "flat_line_newest" if record and policy.rule_type == "flat_line" else policy.rule_type
+    if policy.rule_type == "rate_of_change" or (policy.rule_type == "threshold" and agg == "avg"):
+        kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
+        values = _running(kind, incremental=record)
+    else:
+        values = _VALUES["flat_line_newest" if record and policy.rule_type == "flat_line" else policy.rule_type]
     return (
         "WITH " + _SCOPE.format(ranges=ranges, reach=_REACH.get(policy.rule_type, "r.hi")) + ","
-        + _VALUES[values].format(agg=agg, cagg=cagg) + ","
+        + values.format(agg=agg, cagg=cagg) + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min")
         + (_RECORD if record else _SEGMENTS)
     )
@@ -286,6 +422,8 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         "before": max(policy.min_points - 1, 0), "min_points": policy.min_points,
         "pending": policy.for_minutes > 0, "live": live, "now": now, "until": now,
         "live_statuses": list(AlertStatus.LIVE),
+        "win_seconds": int(window.total_seconds()), "spread": policy.rule_type == "rate_of_change",
+        "window_us": int(window.total_seconds()) * 1_000_000,
     }
 
 
@@ -303,7 +441,7 @@ WITH consumed AS ({take}),
 taken AS (
     SELECT asset_id, metric_id, min_ts, max_ts FROM consumed
     UNION ALL
-    SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals WHERE max_ts > :now
+    SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals WHERE max_ts > :now AND {in_shard}
 ),
 ordered AS (
     SELECT asset_id, metric_id, min_ts, least(max_ts, :now) AS max_ts,
@@ -319,11 +457,19 @@ islands AS (
 INSERT INTO run_ranges (asset_id, metric_id, lo, hi)
 SELECT asset_id, metric_id, min(min_ts), max(max_ts) FROM islands GROUP BY asset_id, metric_id, island
 """
-_CONSUME = "DELETE FROM telemetry_arrivals WHERE max_ts <= :now RETURNING asset_id, metric_id, min_ts, max_ts"
-_PEEK = "SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals WHERE max_ts <= :now"
+# a shard (k of n) takes the assets whose id is k modulo n; no shard (n NULL): every asset
+_IN_SHARD = "(CAST(:shards AS int) IS NULL OR {col} % :shards = :shard)"
+_CONSUME = ("DELETE FROM telemetry_arrivals WHERE max_ts <= :now AND " + _IN_SHARD.format(col="asset_id")
+            + " RETURNING asset_id, metric_id, min_ts, max_ts")
+_PEEK = ("SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals WHERE max_ts <= :now AND "
+         + _IN_SHARD.format(col="asset_id"))
 
 
-def take_arrivals(session: Session, *, now: datetime, consume: bool) -> int:
+def _shard_params(shard: tuple[int, int] | None) -> dict:
+    return {"shard": shard[0] if shard else 0, "shards": shard[1] if shard else None}
+
+
+def take_arrivals(session: Session, *, now: datetime, consume: bool, shard: tuple[int, int] | None = None) -> int:
     """Put what arrived since the previous run into the temporary table run_ranges (islands of
     event time per asset and metric, up to `now`) and refresh telemetry_latest; with `consume`
     the arrivals are deleted (the run commits that with its results; a partial run, of some
@@ -332,8 +478,8 @@ def take_arrivals(session: Session, *, now: datetime, consume: bool) -> int:
         "CREATE TEMP TABLE IF NOT EXISTS run_ranges (asset_id int, metric_id smallint, lo timestamptz, "
         "hi timestamptz) ON COMMIT DELETE ROWS"))
     session.execute(text("TRUNCATE run_ranges"))
-    sql = _TAKE_ARRIVALS.format(take=_CONSUME if consume else _PEEK)
-    n = session.execute(text(sql), {"gap": ISLAND_GAP, "now": now}).rowcount
+    sql = _TAKE_ARRIVALS.format(take=_CONSUME if consume else _PEEK, in_shard=_IN_SHARD.format(col="asset_id"))
+    n = session.execute(text(sql), {"gap": ISLAND_GAP, "now": now, **_shard_params(shard)}).rowcount
     session.execute(text(
         "INSERT INTO telemetry_latest AS l (asset_id, metric_id, last_ts) "
         "SELECT asset_id, metric_id, max(hi) FROM run_ranges GROUP BY asset_id, metric_id "
@@ -345,13 +491,15 @@ def take_arrivals(session: Session, *, now: datetime, consume: bool) -> int:
 _LIVE_RANGES = "SELECT asset_id, metric_id, lo, hi FROM run_ranges"
 # no_data looks at every asset at `now`, not at what arrived
 _NO_DATA_RANGES = ("SELECT l.asset_id, l.metric_id, CAST(:now AS timestamptz) AS lo, CAST(:now AS timestamptz) AS hi "
-                   "FROM telemetry_latest l")
+                   "FROM telemetry_latest l WHERE " + _IN_SHARD.format(col="l.asset_id"))
 
 
-def evaluate_policy(session: Session, *, policy: PolicyView, now: datetime, result: EvaluationResult) -> None:
+def evaluate_policy(session: Session, *, policy: PolicyView, now: datetime, result: EvaluationResult,
+                    shard: tuple[int, int] | None = None) -> None:
     """One policy over what arrived: one statement, then the state machine where something may happen."""
     ranges = _NO_DATA_RANGES if policy.rule_type == "no_data" else _LIVE_RANGES
-    rows = session.execute(text(statement(policy, ranges=ranges, record=True)), params(policy, now=now, live=True)).all()
+    rows = session.execute(text(statement(policy, ranges=ranges, record=True)),
+                           params(policy, now=now, live=True) | _shard_params(shard)).all()
     result.readings += rows[0].readings
     by_asset: dict[int, list] = {}
     for r in rows[1:]:
@@ -367,27 +515,76 @@ def evaluate_policy(session: Session, *, policy: PolicyView, now: datetime, resu
 
 
 def evaluate_all(
-    session: Session, *, now: datetime, policy_codes: list[str] | None = None, source: str = "scheduler"
+    session: Session, *, now: datetime, policy_codes: list[str] | None = None, source: str = "scheduler",
+    shard: tuple[int, int] | None = None, record_run: bool = True,
 ) -> EvaluationResult:
     """Evaluate the enabled policies over every reading that arrived since the previous run; open,
-    clear and update alerts (and their work orders). Does not commit."""
+    clear and update alerts (and their work orders). Does not commit. With `shard` (k, n): only
+    the assets whose id is k modulo n (see evaluate_sharded); without `record_run`, the caller
+    writes the run record."""
     started = time.perf_counter()
     result = EvaluationResult()
     session.execute(text("SET LOCAL work_mem = '64MB'"))
-    take_arrivals(session, now=now, consume=not policy_codes)
+    take_arrivals(session, now=now, consume=not policy_codes, shard=shard)
     for policy in load_policies(session, codes=policy_codes):
         try:
             with session.begin_nested():
-                evaluate_policy(session, policy=policy, now=now, result=result)
+                evaluate_policy(session, policy=policy, now=now, result=result, shard=shard)
             result.policies += 1
         except Exception as exc:  # noqa: BLE001 - one failing policy must not stop the others
             log.exception("policy %s failed; the others go on", policy.code)
             result.failed[policy.code] = f"{type(exc).__name__}: {exc}"[:500]
     result.assets = session.execute(text("SELECT count(DISTINCT asset_id) FROM run_ranges")).scalar_one()
     result.duration_s = time.perf_counter() - started
+    if record_run:
+        record(session, result, now=now, source=source)
+    return result
+
+
+def record(session: Session, result: EvaluationResult, *, now: datetime, source: str) -> None:
+    """The run record (rule_runs) of a run."""
     session.add(
         RuleRun(at=now, duration_s=result.duration_s, policies=result.policies, assets=result.assets,
                 fired=len(result.fired), source=source, readings=result.readings, cleared=len(result.cleared),
                 silenced=result.silenced, failed=len(result.failed), errors=result.failed or None)
     )
-    return result
+
+
+def evaluate_sharded(*, now: datetime, shards: int, source: str = "scheduler") -> EvaluationResult:
+    """One run in `shards` parallel transactions (a job, not a service: it commits). Shard k takes
+    the assets whose id is k modulo `shards`: their arrivals, policies, alerts and work orders are
+    disjoint, so the transactions never wait on each other and each core evaluates its share.
+    Each shard commits on its own (a shard that fails leaves its arrivals for the next run); the
+    run record, written last, adds them up."""
+    from db.session import session_scope
+
+    started = time.perf_counter()
+
+    def one(k: int) -> EvaluationResult:
+        with session_scope() as session:
+            return evaluate_all(session, now=now, source=source, shard=(k, shards), record_run=False)
+
+    with ThreadPoolExecutor(max_workers=shards, thread_name_prefix="rules-shard") as pool:
+        futures = [pool.submit(one, k) for k in range(shards)]
+    total, errors = EvaluationResult(), []
+    for k, future in enumerate(futures):
+        try:
+            part = future.result()
+        except Exception as exc:  # noqa: BLE001 - the other shards' work is committed and recorded
+            log.exception("rule shard %d of %d failed; its arrivals wait for the next run", k, shards)
+            errors.append(exc)
+            total.failed[f"shard {k}"] = f"{type(exc).__name__}: {exc}"[:500]
+            continue
+        total.policies = max(total.policies, part.policies)
+        total.assets += part.assets
+        total.readings += part.readings
+        total.fired += part.fired
+        total.cleared += part.cleared
+        total.silenced += part.silenced
+        total.failed.update(part.failed)
+    total.duration_s = time.perf_counter() - started
+    if len(errors) == shards:
+        raise errors[0]
+    with session_scope() as session:
+        record(session, total, now=now, source=source)
+    return total

@@ -21,7 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from db.session import connect_args, database_url, is_database_down, libpq_url, session_scope
 from core.settings import get_settings
-from engine.evaluate import EvaluationResult, evaluate_all
+from engine.evaluate import EvaluationResult, evaluate_all, evaluate_sharded
 from engine.maintenance import maintain
 from engine.rollup import roll_up
 
@@ -79,9 +79,13 @@ class Leadership:
 
 
 def run_once(*, now: datetime | None = None, source: str = "scheduler") -> EvaluationResult:
-    """One evaluation of every policy in its own transaction, logged in one line."""
-    with session_scope() as session:
-        result = evaluate_all(session, now=now or datetime.now(UTC), source=source)
+    """One evaluation of every policy (in RULES_SHARDS parallel transactions), logged in one line."""
+    shards = get_settings().rules_shards
+    if shards > 1:
+        result = evaluate_sharded(now=now or datetime.now(UTC), shards=shards, source=source)
+    else:
+        with session_scope() as session:
+            result = evaluate_all(session, now=now or datetime.now(UTC), source=source)
     log.info(
         "rules evaluated",
         extra={"policies": result.policies, "assets": result.assets, "readings": result.readings,
