@@ -6,11 +6,14 @@ the API (`uvicorn ingest.main:app`, WEB_CONCURRENCY=2), the scheduler (`python -
 every RULES_INTERVAL_S, 15 s here, and its maintenance pass every 60 s), the simulator
 (`python -m simulator`, every asset every 10 s) and the dashboard (`streamlit run app.py`), whose
 pages a headless Chromium opens in turn (plain HTTP if Chromium is missing); plus a constant
-`--rate` (1,000) single §7.1 readings per second over 16 keep-alive connections.
+`--rate` (1,000) single §7.1 readings per second from a load generator in its own process
+(`Load`: open loop, pre-encoded HTTP/1.1 requests on 16 keep-alive connections, more when all are
+busy), each reading's latency counted from the moment it was due, not from when it was sent.
 
 Run: .venv/bin/python bench/soak.py [--minutes 10] [--rate 1000]
 Prints a line every 30 s and ends with one JSON line:
 {"minutes", "readings_sent", "readings_stored", "lost", "p99_ms", "rss_growth_pct", "errors"}
+- readings_sent: requests written (--rate × the run's seconds when the generator keeps up);
 - lost: readings acknowledged (200) but not stored; errors: answers other than 200, connection
   errors, dashboard pages that failed, platform processes that died;
 - rss_growth_pct: the largest growth of one process's resident memory (API workers, scheduler,
@@ -24,15 +27,15 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import re
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from array import array
 from pathlib import Path
 
 import httpx
@@ -41,71 +44,138 @@ import psycopg
 from _support import ROOT, api_server, free_port, libpq_url, machine, throwaway_database
 
 KEY = "soak-key"
-ASSETS = [("CAS-S1", "CAS-S1-HVAC_1"), ("CAS-S2", "CAS-S2-HVAC_1")]
+# the load's own site and assets (the simulator keeps the seeded ones: `--sites 2`), so what the
+# load stored is counted exactly
+SITE = "SOAK"
+ASSETS = [(SITE, f"{SITE}-HVAC_1"), (SITE, f"{SITE}-HVAC_2")]
 PAGES = ["", "site", "asset", "alerts", "workorders", "kpis", "simulator"]
-CONNECTIONS = 16
+CONNECTIONS = 16  # keep-alive connections of the load generator at start …
+MAX_CONNECTIONS = 64  # … and at most, when every one is busy (the due readings wait: counted in their latency)
+CONTENT_LENGTH = re.compile(rb"(?i)content-length: *(\d+)")
 
 
 class Load:
-    """A constant rate of single readings over keep-alive connections (raw HTTP/1.1 on asyncio
-    streams: the load generator must cost little CPU on a machine it shares with the platform)."""
+    """A constant rate of single readings, open loop: reading i is due at t0 + i / rate whatever
+    the answers do, and its latency is counted from that due time, so a stall of the API shows
+    in full instead of slowing the sender down (no coordinated omission). Requests are
+    pre-encoded HTTP/1.1 bytes written on keep-alive connections (asyncio streams, uvloop when
+    installed): one `write` and two reads per request. When every connection is busy the due
+    readings queue (their latency grows) and one more connection is opened, up to
+    MAX_CONNECTIONS. Runs in a process of its own (`run_load`), so it does not share an
+    interpreter with the supervision loop."""
 
-    def __init__(self, url: str, rate: float, start_ts: datetime):
-        self.host, self.port = url.removeprefix("http://").split(":")
+    def __init__(self, host: str, port: int, rate: float, seconds: float, shared):
+        self.host, self.port = host, port
         self.rate = rate
-        self.start_ts = start_ts
-        self.slots = 0  # readings scheduled (each connection takes the next slot)
-        self.sent = 0
-        self.ok = 0
+        self.seconds = seconds
+        self.shared = shared  # multiprocessing Values: sent, ok, errors, connections, recent latency
+        self.start_epoch = 0.0  # the wall-clock time of reading 0 (set by `run`)
         self.errors: dict[str, int] = {}
-        self.latencies: list[float] = []
-        self.stop = threading.Event()
+        self.latencies = array("d")
+        self.slots = 0
+        self.connections = 0
+        heads = {}
+        for site, asset in ASSETS:
+            # every body has the same length: the timestamp always has 6 decimals
+            body_len = len(self._body(site, asset, "2000-01-01T00:00:00.000000Z"))
+            heads[asset] = (f"POST /api/v1/telemetry HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {KEY}\r\n"
+                            f"Content-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n"
+                            f'{{"site_code":"{site}","asset_code":"{asset}","timestamp":"').encode()
+        self.heads = [heads[a] for _, a in ASSETS]
+        self.tail = (b'","metrics":{"temp_out_air":32.5,"temp_supply_air":17.8,"power_kw":12.3,'
+                     b'"vibration_level":3.1}}')
 
-    def body(self, i: int) -> bytes:
-        site, asset = ASSETS[i % 2]
-        ts = (self.start_ts + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
+    @staticmethod
+    def _body(site: str, asset: str, ts: str) -> bytes:
         return (f'{{"site_code":"{site}","asset_code":"{asset}","timestamp":"{ts}","metrics":{{"temp_out_air":32.5,'
                 f'"temp_supply_air":17.8,"power_kw":12.3,"vibration_level":3.1}}}}').encode()
 
+    def request(self, i: int) -> bytes:
+        """Reading i: asset i % 2, stamped with the moment it is due, as a gateway stamps its
+        samples (each (asset, ts) once, to the microsecond)."""
+        us = round((self.start_epoch + i / self.rate) * 1e6)
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000)) + f".{us % 1_000_000:06d}Z"
+        return self.heads[i % 2] + ts.encode() + self.tail
+
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
+        self.shared["errors"].value += 1
 
-    async def _connection(self, t0: float) -> None:
+    async def _connection(self, queue: asyncio.Queue, t0: float) -> None:
+        loop = asyncio.get_running_loop()
         reader = writer = None
-        while not self.stop.is_set():
-            i = self.slots
-            self.slots += 1
-            delay = t0 + i / self.rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            body = self.body(i)
-            request = (f"POST /api/v1/telemetry HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {KEY}\r\n"
-                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        self.connections += 1
+        self.shared["connections"].value = self.connections
+        while (i := await queue.get()) is not None:
             try:
                 if writer is None:
-                    reader, writer = await asyncio.open_connection(self.host, int(self.port))
-                start = time.perf_counter()
-                writer.write(request)
-                self.sent += 1
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                writer.write(self.request(i))
+                self.shared["sent"].value += 1
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                length = int(CONTENT_LENGTH.search(head).group(1))
                 await reader.readexactly(length)
-                self.latencies.append(time.perf_counter() - start)
-            except (OSError, asyncio.IncompleteReadError, IndexError, ValueError) as exc:
+                self.latencies.append(loop.time() - (t0 + i / self.rate))
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, AttributeError,
+                    ValueError) as exc:
                 self.error(type(exc).__name__)
+                if writer is not None:
+                    writer.close()
                 writer = None
                 continue
             if status == 200:
-                self.ok += 1
+                self.shared["ok"].value += 1
             else:
                 self.error(f"HTTP {status}")
+        if writer is not None:
+            writer.close()
 
     async def run(self) -> None:
-        t0 = time.monotonic()
-        await asyncio.gather(*(self._connection(t0) for _ in range(CONNECTIONS)))
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        t0 = loop.time() + 0.05
+        self.start_epoch = time.time() + 0.05
+        tasks = [asyncio.create_task(self._connection(queue, t0)) for _ in range(CONNECTIONS)]
+        watch = asyncio.create_task(self._watch())
+        total = int(self.seconds * self.rate)
+        while self.slots < total:
+            if queue.qsize() and len(tasks) < MAX_CONNECTIONS:  # readings still waiting: all busy
+                tasks.append(asyncio.create_task(self._connection(queue, t0)))
+            due = min(total, int((loop.time() - t0) * self.rate) + 1)
+            while self.slots < due:
+                queue.put_nowait(self.slots)
+                self.slots += 1
+            await asyncio.sleep(max(0.0, t0 + self.slots / self.rate - loop.time()))
+        for _ in tasks:
+            queue.put_nowait(None)
+        await asyncio.wait(tasks, timeout=30)  # the answers in flight
+        watch.cancel()
+
+    async def _watch(self) -> None:
+        """The p99 and the maximum of the last 10 s, for the progress lines."""
+        seen = 0
+        while True:
+            await asyncio.sleep(10)
+            recent = sorted(self.latencies[seen:])
+            seen += len(recent)
+            if recent:
+                self.shared["p99_recent"].value = recent[int(0.99 * (len(recent) - 1))]
+                self.shared["max_recent"].value = recent[-1]
+
+
+def run_load(url: str, rate: float, seconds: float, shared, results) -> None:
+    """The load generator's process: runs `Load` for `seconds`, then puts its results."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    load = Load(host, int(port), rate, seconds, shared)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(load.run())
+    else:
+        uvloop.run(load.run())
+    results.put({"slots": load.slots, "start_epoch": load.start_epoch, "errors": load.errors, "latencies": load.latencies.tobytes(),
+                 "connections": load.connections})
 
 
 def poll_dashboard(url: str, stop, visits, failures) -> None:
@@ -165,6 +235,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="m40-soak-"))
     with throwaway_database() as url:
         dsn = libpq_url(url)
+        with psycopg.connect(dsn) as conn:  # the load's site: two HVAC units, a reading every 2 ms each
+            conn.execute("INSERT INTO sites (code, name, city) VALUES (%s, 'Soak load', 'Casablanca')", (SITE,))
+            conn.execute("INSERT INTO assets (code, name, type, site_id, expected_cadence_s) "
+                         "SELECT a, a, 'HVAC', s.id, 1 FROM sites s, unnest(%s::text[]) a WHERE s.code = %s",
+                         ([a for _, a in ASSETS], SITE))
         env = {"INGEST_API_KEY": KEY, "LOG_LEVEL": "WARNING", "RULES_INTERVAL_S": "15",
                "MAINTENANCE_INTERVAL_S": "60", "SIM_INTERVAL_S": "10", "SIM_BUFFER_DIR": str(tmp / "buffer")}
         with api_server(env) as api:
@@ -172,7 +247,7 @@ def main() -> None:
             dash_port = free_port()
             others = {
                 "scheduler": [sys.executable, "-m", "engine"],
-                "simulator": [sys.executable, "-m", "simulator"],
+                "simulator": [sys.executable, "-m", "simulator", "--sites", "2"],  # the seeded sites
                 "dashboard": [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
                               "--server.port", str(dash_port), "--server.headless", "true",
                               "--browser.gatherUsageStats", "false"],
@@ -213,60 +288,72 @@ def soak(args, api: str, dsn: str, dash_port: int, children: dict[str, subproces
     procs = {f"api-worker-{i}": w for i, w in enumerate(workers)}
     procs |= {n: psutil.Process(p.pid) for n, p in children.items()}
 
-    start_ts = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    load = Load(api, args.rate, start_ts)
+    duration = args.minutes * 60
     mp = multiprocessing.get_context("spawn")
     dash_stop, visits, failures_q = mp.Event(), mp.Value("i", 0), mp.Queue()
     dash_proc = mp.Process(target=poll_dashboard, args=(dash_url, dash_stop, visits, failures_q), daemon=True)
     dash_proc.start()
-    loop_thread = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
+    shared = {"sent": mp.Value("q", 0, lock=False), "ok": mp.Value("q", 0, lock=False),
+              "errors": mp.Value("q", 0, lock=False), "connections": mp.Value("i", 0, lock=False),
+              "p99_recent": mp.Value("d", 0.0, lock=False), "max_recent": mp.Value("d", 0.0, lock=False)}
+    results = mp.Queue()
+    load_proc = mp.Process(target=run_load, args=(api, args.rate, duration, shared, results), daemon=True)
+    load_proc.start()
+    load_ps = psutil.Process(load_proc.pid)
     began = time.monotonic()
-    loop_thread.start()
-    duration = args.minutes * 60
     baseline = None
     last_print = began
-    samples = []
+    load_cpu = 0.0
     while time.monotonic() - began < duration:
         time.sleep(1)
         elapsed = time.monotonic() - began
+        try:
+            load_cpu = sum(load_ps.cpu_times()[:2])
+        except psutil.Error:
+            pass
         if baseline is None and elapsed >= min(60, duration / 2):
             baseline = rss(procs)
         if time.monotonic() - last_print >= 30:
             last_print = time.monotonic()
-            lat = sorted(load.latencies[-30_000:])
-            p99 = lat[int(0.99 * (len(lat) - 1))] * 1000 if lat else 0
             mem = rss(procs)
-            samples.append(mem)
-            print(f"{elapsed:5.0f} s  sent {load.sent:,}  ok {load.ok:,}  p99(last 30 s) {p99:.1f} ms  "
-                  f"errors {sum(load.errors.values())}  dashboard visits {visits.value}  RSS MB " +
+            print(f"{elapsed:5.0f} s  sent {shared['sent'].value:,} ({shared['sent'].value / elapsed:,.0f}/s)  "
+                  f"ok {shared['ok'].value:,}  p99(last 10 s) {shared['p99_recent'].value * 1000:.1f} ms "
+                  f"max {shared['max_recent'].value * 1000:.0f} ms  errors {shared['errors'].value}  "
+                  f"connections {shared['connections'].value}  dashboard visits {visits.value}  "
+                  f"load avg {os.getloadavg()[0]:.2f}  RSS MB " +
                   " ".join(f"{n}={v / 2**20:.0f}" for n, v in mem.items()), flush=True)
-    load.stop.set()
+    out = results.get(timeout=60)  # the generator ends its schedule, then waits for the answers in flight
+    load_proc.join(30)
+    final = rss(procs)
     dash_stop.set()
-    loop_thread.join(30)
     dash_proc.join(90)
     dash_failures = []
     while not failures_q.empty():
         dash_failures.append(failures_q.get())
-    final = rss(procs)
-    time.sleep(2)  # answers in flight are counted as sent; wait for their commits
+    sent, ok = shared["sent"].value, shared["ok"].value
+    time.sleep(2)  # answers that timed out in the generator may still commit
     with psycopg.connect(dsn) as conn:
-        stored = conn.execute(
-            "SELECT count(DISTINCT (asset_id, ts)) FROM telemetry WHERE ts >= %s AND ts < %s",
-            (start_ts, start_ts + timedelta(milliseconds=load.slots))).fetchone()[0]
+        stored = conn.execute(  # readings, not points: each of 4 metrics
+            "SELECT count(DISTINCT (t.asset_id, t.ts)) FROM telemetry t JOIN assets a ON a.id = t.asset_id "
+            "JOIN sites s ON s.id = a.site_id WHERE s.code = %s", (SITE,)).fetchone()[0]
     died = [n for n, p in children.items() if p.poll() is not None]
     growth = {n: 100 * (final[n] - baseline[n]) / baseline[n] for n in final if baseline and baseline.get(n)}
-    lat = sorted(load.latencies)
+    lat = sorted(array("d", out["latencies"]))
     p99 = lat[int(0.99 * (len(lat) - 1))] * 1000 if lat else None
-    errors = sum(load.errors.values()) + len(dash_failures) + len(died)
-    print(f"load: {load.sent:,} sent, {load.ok:,} acknowledged, {stored:,} stored; errors {load.errors}; "
-          f"p50 {statistics.median(lat) * 1000:.1f} ms; dashboard {visits.value} page visits, failures "
+    errors = sum(out["errors"].values()) + len(dash_failures) + len(died)
+    print(f"load: {out['slots']:,} readings due in {duration:.0f} s ({out['slots'] / duration:,.0f}/s), "
+          f"{sent:,} sent, {ok:,} acknowledged, {stored:,} stored; errors {out['errors']}; latency from each "
+          f"reading's due time: p50 {statistics.median(lat) * 1000:.1f} ms, p99 {p99:.1f} ms, "
+          f"max {lat[-1] * 1000:.0f} ms; connections used {out['connections']}; the generator used "
+          f"{load_cpu / duration:.2f} of a core; dashboard {visits.value} page visits, failures "
           f"{dash_failures[:5]}; processes died: {died}; RSS growth after the first minute (%): "
           + ", ".join(f"{n} {g:+.1f}" for n, g in growth.items()))
+    print(f"load average at the end: {os.getloadavg()}")
     return {
         "minutes": args.minutes,
-        "readings_sent": load.sent,
+        "readings_sent": sent,
         "readings_stored": stored,
-        "lost": max(0, load.ok - stored),
+        "lost": max(0, ok - stored),
         "p99_ms": round(p99, 1) if p99 is not None else None,
         "rss_growth_pct": round(max(growth.values()), 1) if growth else None,
         "errors": errors,
