@@ -62,3 +62,29 @@ def test_the_scheduled_roll_up_waits_for_a_complete_hour_and_refolds_the_last_on
         roll_up(s, now=NOW + timedelta(hours=1, minutes=1))
     row = pg.execute("SELECT n, max FROM telemetry_hourly WHERE hour = %s", (NOW - timedelta(hours=1),)).fetchone()
     assert row == (361, 100.0)
+
+
+def test_a_roll_up_split_in_asset_ranges_writes_the_same_rows_as_one(pg):
+    """The maintenance pass rolls up asset ranges on several connections (roll_up_assets), then
+    roll_up() takes the dirty hours and moves the watermark: same rows as one roll_up()."""
+    from engine.rollup import pending, roll_up_assets, rolled_until
+
+    for i, (asset, metric) in enumerate((("CAS-S1-CHILLER_1", "water_temp_out"), ("CAS-S2-HVAC_1", "power_kw"),
+                                         ("CAS-S1-ELEVATOR_1", "motor_temp"))):
+        put(pg, asset, metric, series([float((i + 1) * (k % 29)) for k in range(5 * 360)], end=NOW - timedelta(seconds=10)))
+    with session_scope() as s:
+        roll_up(s, now=NOW, since=NOW - timedelta(days=1))
+    whole = pg.execute("SELECT asset_id, metric_id, hour, n, total, min, max FROM telemetry_hourly ORDER BY 1, 2, 3").fetchall()
+    pg.execute("TRUNCATE telemetry_hourly")
+    pg.execute("DELETE FROM maintenance_state")
+    ids = [r[0] for r in pg.execute("SELECT id FROM assets ORDER BY id")]
+    with session_scope() as s:
+        since, until = pending(s, now=NOW, since=NOW - timedelta(days=1))
+    for first, last in ((ids[0], ids[len(ids) // 2 - 1]), (ids[len(ids) // 2], ids[-1])):
+        with session_scope() as s:
+            roll_up_assets(s, since=since, until=until, first=first, last=last)
+    with session_scope() as s:
+        assert roll_up(s, now=NOW, since=until) == 0  # nothing dirty, nothing left in the range
+        assert rolled_until(s) == until
+    parts = pg.execute("SELECT asset_id, metric_id, hour, n, total, min, max FROM telemetry_hourly ORDER BY 1, 2, 3").fetchall()
+    assert parts == whole and len({r[0] for r in whole}) == 3
