@@ -129,8 +129,8 @@ class Base(DeclarativeBase):
 
 
 # Partitions of the tiered tables (telemetry_p20261126, telemetry_late, telemetry_cold_p202611…)
-# and the compaction's working table (telemetry_cold_stage, UNLOGGED) are created and dropped by
-# the maintenance job, not declared here.
+# are created and dropped by the maintenance job, which also creates the compaction's working
+# table (telemetry_cold_stage, UNLOGGED, empty between compactions): not declared here.
 PARTITION_NAME = re.compile(r"^(telemetry|telemetry_hourly|telemetry_cold)_(p\d{6}|p\d{8}|late|stage)$")
 
 
