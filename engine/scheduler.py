@@ -93,7 +93,7 @@ def run_once(*, now: datetime | None = None, source: str = "scheduler") -> Evalu
                "failed": len(result.failed), "duration_ms": round(result.duration_s * 1000, 1)},
     )
     for f in result.fired:
-        log.info("alert raised", extra={k: f[k] for k in ("alert_id", "asset_code", "policy_code", "severity", "message")})
+        log.info("alert raised", extra={k: f[k] for k in ("alert_id", "asset_code", "policy_code", "severity")} | {"alert_message": f["message"]})
     for c in result.cleared:
         log.info("alert cleared", extra={k: c[k] for k in ("alert_id", "work_order_id")} | {"at": c["cleared_at"].isoformat()})
     for code, error in result.failed.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -118,10 +119,24 @@ def test_every_action_route_needs_an_operator_key_and_every_read_passes_read_acc
             out |= calls(d)
         return out
 
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.path.startswith("/api/v1"):
+    def api_routes(routes, prefix: str = "", inherited: frozenset = frozenset()):
+        """(path, route, dependencies of the include) of every APIRoute, also those of included
+        routers (FastAPI >= 0.165 keeps them behind an _IncludedRouter, not copied into app.routes)."""
+        for route in routes:
+            context = getattr(route, "include_context", None)
+            if context is not None:
+                deps = inherited | {d.dependency for d in context.dependencies}
+                yield from api_routes(context.included_router.routes, prefix + context.prefix, deps)
+            elif isinstance(route, APIRoute):
+                yield prefix + route.path, route, inherited
+
+    checked = 0
+    for path, route, inherited in api_routes(app.routes):
+        if not path.startswith("/api/v1"):
             continue
-        deps = calls(route.dependant)
+        checked += 1
+        deps = calls(route.dependant) | inherited
+        route = SimpleNamespace(path=path, methods=route.methods)
         if route.path.removeprefix("/api/v1") in signed:
             continue
         if route.path.startswith("/api/v1/telemetry"):
@@ -130,6 +145,7 @@ def test_every_action_route_needs_an_operator_key_and_every_read_passes_read_acc
             assert require_operator in deps, f"{route.methods} {route.path}"
         elif route.path != "/api/v1/health":
             assert require_read in deps, route.path
+    assert checked >= 30, f"only {checked} API routes found: the walk above misses the routers"
 
 
 def test_key_lists_are_name_equals_key_pairs():
