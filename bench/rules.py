@@ -183,6 +183,8 @@ def main() -> None:
                   f"evaluated): {secs * 1000:.0f} ms")
             with psycopg.connect(dsn, autocommit=True) as conn:  # the next load starts from scratch again
                 conn.execute("DELETE FROM telemetry WHERE ts >= %s", (NOW - timedelta(seconds=60),))
+                # and so does the engine's state: its window sums counted the minute just deleted
+                conn.execute("TRUNCATE policy_evaluations")
         first, last = min(results), max(results)
         print(f"{last} h vs {first} h: {results[last] / results[first] - 1:+.0%}")
         out.update(assets=args.assets, eval_s_1h=round(results[first], 4), eval_s_24h=round(results[last], 4),
