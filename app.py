@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.settings import get_settings
 from dashboard import data
 from dashboard.i18n import LANGUAGES, ago, t
+from dashboard.priority import lower_once
 from dashboard.widgets import database_guard
+
+lower_once(get_settings().dashboard_nice)
 
 st.set_page_config(page_title="Maintenance 4.0", page_icon="🛠️", layout="wide")
 

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # Dashboard
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8501
+    # niceness the dashboard process adds to itself: pages never delay the ingest path (0: off)
+    dashboard_nice: int = 10
 
     # Grafana, MQTT (issue 14; all optional)
     grafana_db_password: str | None = None  # password of the read-only role grafana_reader (set by `db upgrade`)
