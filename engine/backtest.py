@@ -6,12 +6,21 @@ without silences or existing alerts) over every reading of [from, to], and the s
 had (start, end when the clear condition held, peak), one alert and — with auto_work_order — one
 work order each. no_data, whose live evaluation looks at "now", is replayed from the gaps between
 stored readings.
+
+The sweep skips what cannot fire (`_ISLANDS`): a threshold rule's value at a reading (an average,
+minimum or maximum of its window) lies between the smallest and the largest reading of that
+window, so the hourly roll-up (telemetry_hourly: min and max of every complete hour) says which
+hours can hold a firing reading. Only the islands of time around those hours are evaluated, each
+up to a reading that surely satisfies the clear condition (so every alert opened in an island
+has closed at its end, and a pending streak is broken there); the readings skipped between
+islands can neither fire nor change the state machine. Hours the roll-up does not vouch for (no
+row, dirty after late data, not rolled up yet) are evaluated. docs/engine.md ("Backtest").
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -53,12 +62,192 @@ ORDER BY asset_id, start
 """
 
 
+# --- The prefilter: islands of time that can fire ------------------------------------------------
+# Per (asset, metric) of a single-metric threshold policy, from the hourly roll-up of the hours the
+# backtest reads ([hour(from - window), hour(to)]):
+# - B: an hour that could hold a firing reading's window: its max (min for < and <=) is past the
+#   asset's threshold (override and what-if applied as in the statement), or the roll-up does not
+#   vouch for it: no row (no readings, or never rolled up), listed in telemetry_dirty_hours (late
+#   readings since), not rolled up yet (at or after maintenance_state 'rollup_until'), a value
+#   that is not finite.
+# - W: known, not B, but not surely clear (its max above the clear threshold, for <=).
+# - the other hours (no row here: the usual case) are C: every value satisfies the clear condition
+#   (without a clear condition: cannot fire), so a reading whose whole window lies in C hours is
+#   surely cleared (and not firing).
+# A reading can fire only if its window (t - window, t] meets a B hour: the B runs widened by the
+# window (`pf`) hold every reading that can fire. Each island runs from a `pf` interval to the
+# first reading whose window lies in C hours after it (`scr`: a C run from its start + window):
+# the first reading there, or, if the first hour of it has none, the end of its next (whole, C)
+# hour, which holds at least one reading (n >= 1). An island without such a reading before the
+# next `pf` interval merges with it (to `to` for the last). Readings are looked up only there.
+# `d`: a bound on the rounding of a float8 average (naive summation: |error| <= N ulp max|v|,
+# N <= the readings of window_hours + 1 hours), so "avg <= max" holds for the computed values.
+_ISLANDS = """
+WITH pairs AS (
+    SELECT a.id AS asset_id, m.id AS metric_id,
+           CASE WHEN :force_threshold THEN :threshold ELSE coalesce(o.threshold, :threshold) END AS thr,
+           CASE WHEN :force_clear THEN :clear_threshold ELSE coalesce(o.clear_threshold, :clear_threshold) END AS cthr
+    FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types)
+    LEFT JOIN policy_overrides o ON o.asset_id = a.id AND o.policy_id = :policy_id
+    WHERE (CAST(:asset_type AS text) IS NULL OR a.type = :asset_type) AND m.id = ANY(:metric_ids)
+      AND (CAST(:only_asset AS int) IS NULL OR a.id = :only_asset) AND coalesce(o.enabled, true)
+),
+known AS (  -- the hours the roll-up vouches for: [h_lo, known_end)
+    SELECT least(CAST(:h_end AS timestamptz), greatest(CAST(:h_lo AS timestamptz), coalesce(
+               (SELECT at FROM maintenance_state WHERE name = 'rollup_until'), CAST(:h_lo AS timestamptz)))) AS known_end
+),
+stats AS (
+    SELECT p.asset_id, p.metric_id, p.thr, p.cthr, count(r.hour) AS hours,
+           :ulp * ((:window_hours + 1) * coalesce(max(r.n), 0) + 2)
+               * coalesce(max(greatest(abs(r.min), abs(r.max))), 0) AS d
+    FROM pairs p CROSS JOIN known k
+    LEFT JOIN telemetry_hourly r ON r.asset_id = p.asset_id AND r.metric_id = p.metric_id
+         AND r.hour >= :h_lo AND r.hour < k.known_end
+    GROUP BY p.asset_id, p.metric_id, p.thr, p.cthr
+),
+odd AS (
+    SELECT r.asset_id, r.metric_id, r.hour AS lo, r.hour + interval '1 hour' AS hi,
+           CASE WHEN x.hour IS NOT NULL OR NOT (r.max < 'Infinity' AND r.min > '-Infinity' AND s.d < 'Infinity')
+                     OR coalesce({hot}, true) THEN 'B' ELSE 'W' END AS st
+    FROM stats s CROSS JOIN known k
+    JOIN telemetry_hourly r ON r.asset_id = s.asset_id AND r.metric_id = s.metric_id
+         AND r.hour >= :h_lo AND r.hour < k.known_end
+    LEFT JOIN telemetry_dirty_hours x ON x.asset_id = r.asset_id AND x.metric_id = r.metric_id AND x.hour = r.hour
+    WHERE x.hour IS NOT NULL OR NOT (r.max < 'Infinity' AND r.min > '-Infinity' AND s.d < 'Infinity')
+       OR coalesce({hot}, true) OR NOT coalesce({cool}, false)
+    UNION ALL  -- the hours without a roll-up row
+    SELECT s.asset_id, s.metric_id, g.hour, g.hour + interval '1 hour', 'B'
+    FROM stats s CROSS JOIN known k
+    CROSS JOIN LATERAL generate_series(CAST(:h_lo AS timestamptz), k.known_end - interval '1 hour', interval '1 hour') g(hour)
+    WHERE s.hours < extract(epoch FROM k.known_end - CAST(:h_lo AS timestamptz)) / 3600
+      AND NOT EXISTS (SELECT 1 FROM telemetry_hourly r
+                      WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.hour = g.hour)
+    UNION ALL  -- the hours not rolled up yet
+    SELECT s.asset_id, s.metric_id, k.known_end, CAST(:h_end AS timestamptz), 'B' FROM stats s CROSS JOIN known k
+    WHERE k.known_end < :h_end
+),
+runs AS (  -- consecutive odd hours of one kind, merged
+    SELECT asset_id, metric_id, st, min(lo) AS lo, max(hi) AS hi FROM (
+        SELECT *, count(*) FILTER (WHERE NOT joined) OVER (PARTITION BY asset_id, metric_id ORDER BY lo) AS grp
+        FROM (SELECT *, coalesce(lag(hi) OVER w = lo AND lag(st) OVER w = st, false) AS joined
+              FROM odd WINDOW w AS (PARTITION BY asset_id, metric_id ORDER BY lo)) a) b
+    GROUP BY asset_id, metric_id, st, grp
+),
+pf AS (  -- the B runs widened by the window: every reading that can fire is in one
+    SELECT asset_id, metric_id, min(lo) AS lo, max(hi) AS hi FROM (
+        SELECT *, count(*) FILTER (WHERE lo > before) OVER (PARTITION BY asset_id, metric_id ORDER BY lo) AS grp
+        FROM (SELECT asset_id, metric_id, lo, hi + CAST(:window AS interval) AS hi,
+                     max(hi + CAST(:window AS interval)) OVER (PARTITION BY asset_id, metric_id ORDER BY lo
+                                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+              FROM runs WHERE st = 'B') a) b
+    GROUP BY asset_id, metric_id, grp
+),
+scr AS (  -- the C runs (between the odd runs) from their start + window: surely cleared readings
+    SELECT asset_id, metric_id, lo + CAST(:window AS interval) AS lo, hi FROM (
+        SELECT asset_id, metric_id, coalesce(lag(hi) OVER (PARTITION BY asset_id, metric_id ORDER BY lo),
+                                             CAST(:h_lo AS timestamptz)) AS lo, lo AS hi FROM runs
+        UNION ALL
+        SELECT asset_id, metric_id, max(hi), CAST(:h_end AS timestamptz) FROM runs GROUP BY asset_id, metric_id) c
+    WHERE lo + CAST(:window AS interval) < hi
+),
+marks AS (  -- each pf interval and what follows it
+    SELECT *, lead(kind) OVER w AS next_kind, lead(lo) OVER w AS next_lo, lead(hi) OVER w AS next_hi FROM (
+        SELECT asset_id, metric_id, lo, hi, 'P' AS kind FROM pf WHERE hi > :start
+        UNION ALL SELECT asset_id, metric_id, lo, hi, 'S' FROM scr WHERE hi > :start) u
+    WINDOW w AS (PARTITION BY asset_id, metric_id ORDER BY lo)
+),
+ends AS MATERIALIZED (  -- where each pf interval's island can end: a surely cleared reading right after it
+    SELECT m.asset_id, m.metric_id, m.lo, CASE WHEN m.next_kind = 'S' THEN coalesce(
+               (SELECT min(t.ts) FROM readings(m.asset_id, m.metric_id, m.next_lo,
+                    least(m.next_hi, date_trunc('hour', m.next_lo, 'UTC') + interval '1 hour') - interval '1 microsecond') t),
+               CASE WHEN date_trunc('hour', m.next_lo, 'UTC') + interval '2 hours' <= m.next_hi
+                    THEN date_trunc('hour', m.next_lo, 'UTC') + interval '2 hours' - interval '1 microsecond' END) END AS at
+    FROM marks m WHERE m.kind = 'P' AND m.lo <= :end
+),
+islands AS (
+    SELECT asset_id, metric_id, greatest(min(lo), CAST(:start AS timestamptz)) AS lo,
+           least(coalesce(max(at), CAST(:end AS timestamptz)), CAST(:end AS timestamptz)) AS hi
+    FROM (SELECT *, count(at) OVER (PARTITION BY asset_id, metric_id ORDER BY lo
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS island FROM ends) e
+    GROUP BY asset_id, metric_id, island
+)
+SELECT asset_id, metric_id, lo, hi FROM islands WHERE lo <= hi
+"""
+_HOT = {">": "NOT (r.max + s.d <= s.thr)", ">=": "NOT (r.max + s.d < s.thr)",
+        "<": "NOT (r.min - s.d >= s.thr)", "<=": "NOT (r.min - s.d > s.thr)"}
+_COOL = {"<=": "r.max + s.d <= s.cthr", "<": "r.max + s.d < s.cthr",
+         ">=": "r.min - s.d >= s.cthr", ">": "r.min - s.d > s.cthr", None: "true"}
+ULP = 2.0 ** -52
+
+
+def prefilterable(policy: PolicyView) -> bool:
+    """Whether the roll-up bounds the policy's value: threshold rules (avg, min, max of a window)
+    on one metric (with several, the readings of each would interleave in one state machine)."""
+    return (policy.rule_type == "threshold" and policy.window_minutes is not None and policy.condition in _HOT
+            and policy.clear_condition in _COOL and policy.metric_ids is not None and len(policy.metric_ids) == 1)
+
+
+def islands_sql(policy: PolicyView) -> str:
+    """The SQL of the islands to evaluate (asset_id, metric_id, lo, hi), parameters as `statement`'s
+    plus those of `island_params`."""
+    return _ISLANDS.replace("{hot}", _HOT[policy.condition]).replace("{cool}", _COOL[policy.clear_condition])
+
+
+def island_params(policy: PolicyView, *, start: datetime, end: datetime) -> dict:
+    """[h_lo, h_end): the hours the backtest reads (the first window's look-back included)."""
+    window = timedelta(minutes=policy.window_minutes or 0)
+
+    def hour(t: datetime) -> datetime:
+        return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return {"h_lo": hour(start - window), "h_end": hour(end) + timedelta(hours=1), "ulp": ULP,
+            "window_hours": math.ceil(window / timedelta(hours=1))}
+
+
 def backtest(
     session: Session, *, code: str, start: datetime, end: datetime, threshold: float | None = None,
     clear_threshold: float | None = None, window_minutes: int | None = None, consecutive_points: int | None = None,
-    asset_code: str | None = None,
+    asset_code: str | None = None, full_sweep: bool = False,
 ) -> dict:
-    """The firings of policy `code` (tuned by the given parameters) over [start, end]."""
+    """The firings of policy `code` (tuned by the given parameters) over [start, end]. The
+    readings that cannot fire are skipped (the module's docstring); `full_sweep` evaluates every
+    reading instead (same firings: the tests compare both)."""
+    policy, p = _prepare(session, code=code, start=start, end=end, threshold=threshold,
+                         clear_threshold=clear_threshold, window_minutes=window_minutes,
+                         consecutive_points=consecutive_points, asset_code=asset_code)
+    if policy.rule_type == "no_data":
+        rows = session.execute(text(_NO_DATA), p).all()
+        firings = [(r.asset_id, r.start, r.end, r.peak) for r in rows if r.start <= end]
+    else:
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
+        ranges = _RANGES
+        if prefilterable(policy) and not full_sweep:
+            # the statement reaches `window` past each range's hi (the later readings a late one
+            # changes, in the live engine): each island's own end is passed minus the window
+            ranges = f"SELECT asset_id, metric_id, lo, hi - CAST(:window AS interval) AS hi FROM ({islands_sql(policy)}) i"
+        rows = session.execute(text(statement(policy, ranges=ranges, record=False)), p).all()
+        firings = _replay(policy, rows)
+    codes = dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_({f[0] for f in firings}))).all())
+    out = [{"asset_code": codes[a], "start": s, "end": e, "peak": peak} for a, s, e, peak in firings]
+    return {"policy": policy.code, "from": start, "to": end,
+            "parameters": {"threshold": policy.threshold, "clear_threshold": policy.clear_threshold,
+                           "window_minutes": policy.window_minutes, "consecutive_points": policy.consecutive_points},
+            "firings": out, "alerts": len(out), "work_orders": len(out) if policy.auto_work_order else 0}
+
+
+def islands(session: Session, *, code: str, start: datetime, end: datetime, **what_if) -> list[tuple] | None:
+    """The islands (asset_id, metric_id, lo, hi) the backtest of `code` would evaluate (None: a
+    rule type it sweeps whole)."""
+    policy, p = _prepare(session, code=code, start=start, end=end, **what_if)
+    if not prefilterable(policy):
+        return None
+    rows = session.execute(text(f"SELECT * FROM ({islands_sql(policy)}) i ORDER BY 1, 2, 3"), p).all()
+    return [tuple(r) for r in rows]
+
+
+def _prepare(session: Session, *, code: str, start: datetime, end: datetime, threshold: float | None = None,
+             clear_threshold: float | None = None, window_minutes: int | None = None,
+             consecutive_points: int | None = None, asset_code: str | None = None) -> tuple[PolicyView, dict]:
+    """The tuned policy and the statement's parameters (input checked)."""
     policies = load_policies(session, codes=[code], enabled_only=False)
     if not policies:
         raise NotFound(f"policy {code!r} not found", field="code")
@@ -80,19 +269,9 @@ def backtest(
     p = params(policy, now=end, live=False, threshold_forced=threshold is not None,
                clear_forced=clear_threshold is not None)
     p.update(start=start, end=end, only_asset=only, until=end)
-    if policy.rule_type == "no_data":
-        rows = session.execute(text(_NO_DATA), p).all()
-        firings = [(r.asset_id, r.start, r.end, r.peak) for r in rows if r.start <= end]
-    else:
-        session.execute(text("SET LOCAL work_mem = '128MB'"))
-        rows = session.execute(text(statement(policy, ranges=_RANGES, record=False)), p).all()
-        firings = _replay(policy, rows)
-    codes = dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_({f[0] for f in firings}))).all())
-    out = [{"asset_code": codes[a], "start": s, "end": e, "peak": peak} for a, s, e, peak in firings]
-    return {"policy": policy.code, "from": start, "to": end,
-            "parameters": {"threshold": policy.threshold, "clear_threshold": policy.clear_threshold,
-                           "window_minutes": policy.window_minutes, "consecutive_points": policy.consecutive_points},
-            "firings": out, "alerts": len(out), "work_orders": len(out) if policy.auto_work_order else 0}
+    if prefilterable(policy):
+        p.update(island_params(policy, start=start, end=end))
+    return policy, p
 
 
 def _replay(policy: PolicyView, rows) -> list[tuple]:
