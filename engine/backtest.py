@@ -158,8 +158,20 @@ marks AS (  -- each pf interval and what follows it
 ),
 ends AS MATERIALIZED (  -- where each pf interval's island can end: a surely cleared reading right after it
     SELECT m.asset_id, m.metric_id, m.lo, CASE WHEN m.next_kind = 'S' THEN coalesce(
-               (SELECT min(t.ts) FROM readings(m.asset_id, m.metric_id, m.next_lo,
-                    least(m.next_hi, date_trunc('hour', m.next_lo, 'UTC') + interval '1 hour') - interval '1 microsecond') t),
+               (SELECT min(t.ts) FROM telemetry t WHERE t.asset_id = m.asset_id AND t.metric_id = m.metric_id
+                  AND t.ts >= m.next_lo AND t.ts < least(m.next_hi, date_trunc('hour', m.next_lo, 'UTC') + interval '1 hour')),
+               (SELECT min(x.ts) FROM telemetry_cold c
+                CROSS JOIN LATERAL (  -- the readings of the day before that hour, and in it (roll-up)
+                    SELECT coalesce(sum(h.n) FILTER (WHERE h.hour < date_trunc('hour', m.next_lo, 'UTC')), 0) AS before,
+                           coalesce(sum(h.n) FILTER (WHERE h.hour = date_trunc('hour', m.next_lo, 'UTC')), 0) AS n
+                    FROM telemetry_hourly h WHERE h.asset_id = m.asset_id AND h.metric_id = m.metric_id
+                      AND h.hour >= c.day AND h.hour <= date_trunc('hour', m.next_lo, 'UTC')) b
+                CROSS JOIN LATERAL (SELECT coalesce(sum(d.d::float8), 0) AS us FROM unnest(c.dts[1:b.before]) d(d)) z
+                CROSS JOIN LATERAL (  -- their times, decoded as telemetry_cold_points does (exact sums)
+                    SELECT c.day + interval '1 microsecond' * (z.us + sum(u.d::float8) OVER (ORDER BY u.i)) AS ts
+                    FROM unnest(c.dts[b.before + 1:b.before + b.n]) WITH ORDINALITY u(d, i)) x
+                WHERE c.asset_id = m.asset_id AND c.metric_id = m.metric_id AND c.day = date_trunc('day', m.next_lo, 'UTC')
+                  AND x.ts >= m.next_lo AND x.ts < least(m.next_hi, date_trunc('hour', m.next_lo, 'UTC') + interval '1 hour')),
                CASE WHEN date_trunc('hour', m.next_lo, 'UTC') + interval '2 hours' <= m.next_hi
                     THEN date_trunc('hour', m.next_lo, 'UTC') + interval '2 hours' - interval '1 microsecond' END) END AS at
     FROM marks m WHERE m.kind = 'P' AND m.lo <= :end

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from db.session import session_scope
 from engine import overrides
 from engine.backtest import backtest, islands
+from engine.maintenance import merge_late
 from engine.rollup import roll_up
 from tests.conftest import insert_points
 from tests.engine.helpers import NOW, evaluate, ids
@@ -49,6 +50,12 @@ def rolled(until: datetime = NOW + timedelta(hours=1)) -> None:
     """The maintenance job's roll-up: every complete hour before `until`, the dirty ones included."""
     with session_scope() as s:
         roll_up(s, now=until, since=START - timedelta(days=1))
+
+
+def compacted() -> None:
+    """The maintenance job's compaction: the readings of those (past) days into the cold tier."""
+    with session_scope() as s:
+        merge_late(s, before=NOW + timedelta(days=1))
 
 
 def both(**kw) -> dict:
@@ -101,6 +108,23 @@ def test_late_readings_make_their_hours_dirty_until_the_roll_up_sees_them(pg):
     rolled()  # the roll-up consumes the dirty hours: now it vouches for them, same answer
     assert pg.execute("SELECT count(*) FROM telemetry_dirty_hours").fetchone()[0] == 0
     assert both() == dirty
+
+
+def test_days_in_the_cold_tier_and_late_readings_beside_them(pg):
+    wave(pg, HVAC, bumps=((200, 25, 22.5), (420, 30, 21.0)))
+    wave(pg, HVAC_2, bumps=((330, 50, 20.8),), step_s=10)
+    compacted()
+    assert pg.execute("SELECT count(*) FROM telemetry").fetchone()[0] == 0
+    rolled()
+    cold = both()
+    assert len(cold["firings"]) == 3
+    assert evaluated_hours() < 8  # of 24 unit-hours
+    # a back-fill of that (compacted) day stays hot beside the cold row until the next pass
+    aid, mid = ids(pg, HVAC_2, "temp_supply_air")
+    with pg.transaction():
+        insert_points(pg, [(aid, mid, START + timedelta(minutes=100, seconds=5 + 10 * i), 30.0) for i in range(150)])
+    rolled()
+    assert len(both()["firings"]) == 4
 
 
 def test_hours_not_rolled_up_yet_are_evaluated(pg):
@@ -185,16 +209,18 @@ gaps = st.lists(st.tuples(st.integers(0, 700), st.integers(5, 150)), max_size=2)
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     first=bumps, second=bumps, holes=gaps, step_s=st.sampled_from([10, 30, 90]),
-    roll=st.sampled_from(["complete", "none", "until", "late"]), from_min=st.integers(0, 200),
+    roll=st.sampled_from(["complete", "none", "until", "late"]), cold=st.booleans(), from_min=st.integers(0, 200),
     to_min=st.integers(500, 720), threshold=st.sampled_from([None, 19.5, 20.0, 21.0]),
     clear=st.sampled_from([None, 18.0, 19.95]), window=st.sampled_from([None, 1, 5, 60, 100]),
     override=st.sampled_from([None, 19.0, 22.0]),
 )
-def test_random_histories_prefiltered_equals_full_sweep(pg, first, second, holes, step_s, roll, from_min, to_min,
-                                                        threshold, clear, window, override):
+def test_random_histories_prefiltered_equals_full_sweep(pg, first, second, holes, step_s, roll, cold, from_min,
+                                                        to_min, threshold, clear, window, override):
     _reset(pg)
     wave(pg, HVAC, bumps=tuple(first), gaps=tuple(holes), step_s=step_s)
     wave(pg, HVAC_2, bumps=tuple(second), step_s=step_s, start=START + timedelta(seconds=7))
+    if cold:
+        compacted()
     if roll == "complete":
         rolled()
     elif roll == "until":
@@ -213,5 +239,5 @@ def test_random_histories_prefiltered_equals_full_sweep(pg, first, second, holes
 
 
 def _reset(pg: psycopg.Connection) -> None:
-    pg.execute("TRUNCATE telemetry, telemetry_hourly, telemetry_dirty_hours, telemetry_arrivals, telemetry_latest, "
-               "maintenance_state, policy_overrides, audit_trail")
+    pg.execute("TRUNCATE telemetry, telemetry_cold, telemetry_hourly, telemetry_dirty_hours, telemetry_arrivals, "
+               "telemetry_latest, maintenance_state, policy_overrides, audit_trail")
