@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rules_interval_s: float = 60.0
     # a run evaluates its assets in this many parallel transactions (asset_id modulo), one per core
     rules_shards: int = 2
+    # Backtest (issue 10): connections one backtest's statement is split over (the units shared
+    # out, one snapshot); 1 = the caller's connection only
+    backtest_workers: int = 2
 
     # Telemetry storage (issue 12): tiers, retention, maintenance (engine/maintenance.py)
     telemetry_hot_days: int = 7  # days kept as narrow rows; older days are compacted (cold tier)

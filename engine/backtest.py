@@ -20,11 +20,14 @@ row, dirty after late data, not rolled up yet) are evaluated. docs/engine.md ("B
 from __future__ import annotations
 
 import math
+import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from core.settings import get_settings
 from db.errors import InvalidInput, NotFound
 from db.models import Asset
 from engine.evaluate import load_policies, params, segments_of, statement
@@ -35,7 +38,7 @@ MAX_RANGE = timedelta(days=366)
 _RANGES = (
     "SELECT a.id AS asset_id, m.id AS metric_id, CAST(:start AS timestamptz) AS lo, CAST(:end AS timestamptz) AS hi "
     "FROM assets a JOIN metrics m ON a.type = ANY(m.asset_types) "
-    "WHERE (CAST(:only_asset AS int) IS NULL OR a.id = :only_asset)"
+    "WHERE (CAST(:only_asset AS int) IS NULL OR a.id = :only_asset) AND mod(a.id, :workers) = :worker"
 )
 
 # a metric silent longer than the threshold fires `thr` minutes after its last reading and clears
@@ -91,6 +94,7 @@ WITH pairs AS (
     LEFT JOIN policy_overrides o ON o.asset_id = a.id AND o.policy_id = :policy_id
     WHERE (CAST(:asset_type AS text) IS NULL OR a.type = :asset_type) AND m.id = ANY(:metric_ids)
       AND (CAST(:only_asset AS int) IS NULL OR a.id = :only_asset) AND coalesce(o.enabled, true)
+      AND mod(a.id, :workers) = :worker
 ),
 known AS (  -- the hours the roll-up vouches for: [h_lo, known_end)
     SELECT least(CAST(:h_end AS timestamptz), greatest(CAST(:h_lo AS timestamptz), coalesce(
@@ -226,17 +230,18 @@ def backtest(
     policy, p = _prepare(session, code=code, start=start, end=end, threshold=threshold,
                          clear_threshold=clear_threshold, window_minutes=window_minutes,
                          consecutive_points=consecutive_points, asset_code=asset_code)
+    only = p["only_asset"]
     if policy.rule_type == "no_data":
         rows = session.execute(text(_NO_DATA), p).all()
         firings = [(r.asset_id, r.start, r.end, r.peak) for r in rows if r.start <= end]
     else:
-        session.execute(text("SET LOCAL work_mem = '128MB'"))
         ranges = _RANGES
         if prefilterable(policy) and not full_sweep:
             # the statement reaches `window` past each range's hi (the later readings a late one
             # changes, in the live engine): each island's own end is passed minus the window
             ranges = f"SELECT asset_id, metric_id, lo, hi - CAST(:window AS interval) AS hi FROM ({islands_sql(policy)}) i"
-        rows = session.execute(text(statement(policy, ranges=ranges, record=False)), p).all()
+        workers = 1 if full_sweep or only is not None else max(get_settings().backtest_workers, 1)
+        rows = _run(session, statement(policy, ranges=ranges, record=False), p, workers=workers)
         firings = _replay(policy, rows)
     codes = dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_({f[0] for f in firings}))).all())
     out = [{"asset_code": codes[a], "start": s, "end": e, "peak": peak} for a, s, e, peak in firings]
@@ -252,7 +257,8 @@ def islands(session: Session, *, code: str, start: datetime, end: datetime, **wh
     policy, p = _prepare(session, code=code, start=start, end=end, **what_if)
     if not prefilterable(policy):
         return None
-    rows = session.execute(text(f"SELECT * FROM ({islands_sql(policy)}) i ORDER BY 1, 2, 3"), p).all()
+    rows = session.execute(text(f"SELECT * FROM ({islands_sql(policy)}) i ORDER BY 1, 2, 3"),
+                           {**p, "workers": 1, "worker": 0}).all()
     return [tuple(r) for r in rows]
 
 
@@ -284,6 +290,31 @@ def _prepare(session: Session, *, code: str, start: datetime, end: datetime, thr
     if prefilterable(policy):
         p.update(island_params(policy, start=start, end=end))
     return policy, p
+
+
+def _run(session: Session, sql: str, p: dict, *, workers: int) -> list:
+    """The statement's rows; with several workers, the units are shared out (asset_id mod
+    workers) over as many connections, all in the session's snapshot (pg_export_snapshot), so
+    the answer is the one statement's. Read only: nothing is written, nothing committed."""
+    if workers == 1:
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
+        return session.execute(text(sql), {**p, "workers": 1, "worker": 0}).all()
+    snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    if not re.fullmatch(r"[0-9A-F-]+", snapshot):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    engine = session.get_bind()
+
+    def part(worker: int) -> list:
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            conn.execute(text("SET TRANSACTION READ ONLY"))
+            conn.execute(text("SET LOCAL work_mem = '128MB'"))
+            rows = conn.execute(text(sql), {**p, "workers": workers, "worker": worker}).all()
+            conn.rollback()
+            return rows
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [r for rows in pool.map(part, range(workers)) for r in rows]
 
 
 def _replay(policy: PolicyView, rows) -> list[tuple]:
