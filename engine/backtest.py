@@ -71,8 +71,8 @@ ORDER BY asset_id, start
 # - B: an hour that could hold a firing reading's window: its max (min for < and <=) is past the
 #   asset's threshold (override and what-if applied as in the statement), or the roll-up does not
 #   vouch for it: no row (no readings, or never rolled up), listed in telemetry_dirty_hours (late
-#   readings since), not rolled up yet (at or after maintenance_state 'rollup_until'), a value
-#   that is not finite.
+#   readings since), not rolled up yet (at or after maintenance_state 'rollup_until': only if some
+#   reading is stored there), a value that is not finite.
 # - W: known, not B, but not surely clear (its max above the clear threshold, for <=).
 # - the other hours (no row here: the usual case) are C: every value satisfies the clear condition
 #   (without a clear condition: cannot fire), so a reading whose whole window lies in C hours is
@@ -126,9 +126,13 @@ odd AS (
     WHERE s.hours < extract(epoch FROM k.known_end - CAST(:h_lo AS timestamptz)) / 3600
       AND NOT EXISTS (SELECT 1 FROM telemetry_hourly r
                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.hour = g.hour)
-    UNION ALL  -- the hours not rolled up yet
+    UNION ALL  -- the hours not rolled up yet, if they hold readings (index probes: no decoding)
     SELECT s.asset_id, s.metric_id, k.known_end, CAST(:h_end AS timestamptz), 'B' FROM stats s CROSS JOIN known k
     WHERE k.known_end < :h_end
+      AND (EXISTS (SELECT 1 FROM telemetry t WHERE t.asset_id = s.asset_id AND t.metric_id = s.metric_id
+                     AND t.ts >= k.known_end AND t.ts <= :end)
+           OR EXISTS (SELECT 1 FROM telemetry_cold c WHERE c.asset_id = s.asset_id AND c.metric_id = s.metric_id
+                        AND c.day > k.known_end - interval '1 day' AND c.day <= :end))
 ),
 runs AS (  -- consecutive odd hours of one kind, merged
     SELECT asset_id, metric_id, st, min(lo) AS lo, max(hi) AS hi FROM (
