@@ -100,14 +100,13 @@ known AS (  -- the hours the roll-up vouches for: [h_lo, known_end)
     SELECT least(CAST(:h_end AS timestamptz), greatest(CAST(:h_lo AS timestamptz), coalesce(
                (SELECT at FROM maintenance_state WHERE name = 'rollup_until'), CAST(:h_lo AS timestamptz)))) AS known_end
 ),
-stats AS (
-    SELECT p.asset_id, p.metric_id, p.thr, p.cthr, count(r.hour) AS hours,
-           :ulp * ((:window_hours + 1) * coalesce(max(r.n), 0) + 2)
-               * coalesce(max(greatest(abs(r.min), abs(r.max))), 0) AS d
+stats AS (  -- per pair (an index range each): the rows the roll-up has, and the rounding bound
+    SELECT p.asset_id, p.metric_id, p.thr, p.cthr, x.hours,
+           :ulp * ((:window_hours + 1) * coalesce(x.n_max, 0) + 2) * coalesce(x.m, 0) AS d
     FROM pairs p CROSS JOIN known k
-    LEFT JOIN telemetry_hourly r ON r.asset_id = p.asset_id AND r.metric_id = p.metric_id
-         AND r.hour >= :h_lo AND r.hour < k.known_end
-    GROUP BY p.asset_id, p.metric_id, p.thr, p.cthr
+    CROSS JOIN LATERAL (SELECT count(*) AS hours, max(r.n) AS n_max, max(greatest(abs(r.min), abs(r.max))) AS m
+                        FROM telemetry_hourly r WHERE r.asset_id = p.asset_id AND r.metric_id = p.metric_id
+                          AND r.hour >= :h_lo AND r.hour < k.known_end) x
 ),
 odd AS (
     SELECT r.asset_id, r.metric_id, r.hour AS lo, r.hour + interval '1 hour' AS hi,
@@ -119,13 +118,14 @@ odd AS (
     LEFT JOIN telemetry_dirty_hours x ON x.asset_id = r.asset_id AND x.metric_id = r.metric_id AND x.hour = r.hour
     WHERE x.hour IS NOT NULL OR NOT (r.max < 'Infinity' AND r.min > '-Infinity' AND s.d < 'Infinity')
        OR coalesce({hot}, true) OR NOT coalesce({cool}, false)
-    UNION ALL  -- the hours without a roll-up row
+    UNION ALL  -- the hours without a roll-up row (only pairs that lack some)
     SELECT s.asset_id, s.metric_id, g.hour, g.hour + interval '1 hour', 'B'
     FROM stats s CROSS JOIN known k
-    CROSS JOIN LATERAL generate_series(CAST(:h_lo AS timestamptz), k.known_end - interval '1 hour', interval '1 hour') g(hour)
+    CROSS JOIN LATERAL (
+        SELECT h AS hour FROM generate_series(CAST(:h_lo AS timestamptz), k.known_end - interval '1 hour', interval '1 hour') h
+        EXCEPT SELECT r.hour FROM telemetry_hourly r WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id
+                 AND r.hour >= :h_lo AND r.hour < k.known_end) g
     WHERE s.hours < extract(epoch FROM k.known_end - CAST(:h_lo AS timestamptz)) / 3600
-      AND NOT EXISTS (SELECT 1 FROM telemetry_hourly r
-                      WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.hour = g.hour)
     UNION ALL  -- the hours not rolled up yet, if they hold readings (index probes: no decoding)
     SELECT s.asset_id, s.metric_id, k.known_end, CAST(:h_end AS timestamptz), 'B' FROM stats s CROSS JOIN known k
     WHERE k.known_end < :h_end
