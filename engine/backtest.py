@@ -70,7 +70,8 @@ ORDER BY asset_id, start
 # backtest reads ([hour(from - window), hour(to)]):
 # - B: an hour that could hold a firing reading's window: its max (min for < and <=) is past the
 #   asset's threshold (override and what-if applied as in the statement), or the roll-up does not
-#   vouch for it: no row (no readings, or never rolled up), listed in telemetry_dirty_hours (late
+#   vouch for it: no row (no readings, or never rolled up: unless no reading is stored there — index
+#   probes, and a cold day's first reading time), listed in telemetry_dirty_hours (late
 #   readings since), not rolled up yet (at or after maintenance_state 'rollup_until': only if some
 #   reading is stored there), a value that is not finite.
 # - W: known, not B, but not surely clear (its max above the clear threshold, for <=).
@@ -80,9 +81,12 @@ ORDER BY asset_id, start
 # A reading can fire only if its window (t - window, t] meets a B hour: the B runs widened by the
 # window (`pf`) hold every reading that can fire. Each island runs from a `pf` interval to the
 # first reading whose window lies in C hours after it (`scr`: a C run from its start + window):
-# the first reading there, or, if the first hour of it has none, the end of its next (whole, C)
-# hour, which holds at least one reading (n >= 1). An island without such a reading before the
-# next `pf` interval merges with it (to `to` for the last). Readings are looked up only there.
+# the first reading there — a probe of the hot tier's index, or, in the cold tier, the times of
+# that hour's readings alone, at their place in the day's row given by the roll-up's counts
+# (decoding the whole day would cost more than the island; if the counts are off, late readings
+# not folded yet, the probe only finds nothing) — or else the end of the next whole C hour, which
+# holds at least one reading (a roll-up row has n >= 1). An island without such an end before the
+# next `pf` interval merges with it (the last runs to `to`).
 # `d`: a bound on the rounding of a float8 average (naive summation: |error| <= N ulp max|v|,
 # N <= the readings of window_hours + 1 hours), so "avg <= max" holds for the computed values.
 _ISLANDS = """
@@ -118,7 +122,8 @@ odd AS (
     LEFT JOIN telemetry_dirty_hours x ON x.asset_id = r.asset_id AND x.metric_id = r.metric_id AND x.hour = r.hour
     WHERE x.hour IS NOT NULL OR NOT (r.max < 'Infinity' AND r.min > '-Infinity' AND s.d < 'Infinity')
        OR coalesce({hot}, true) OR NOT coalesce({cool}, false)
-    UNION ALL  -- the hours without a roll-up row (only pairs that lack some)
+    UNION ALL  -- the hours without a roll-up row (only pairs that lack some), unless surely empty:
+               -- no hot reading there, and no cold row of that day, or its first reading after the hour
     SELECT s.asset_id, s.metric_id, g.hour, g.hour + interval '1 hour', 'B'
     FROM stats s CROSS JOIN known k
     CROSS JOIN LATERAL (
@@ -126,6 +131,11 @@ odd AS (
         EXCEPT SELECT r.hour FROM telemetry_hourly r WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id
                  AND r.hour >= :h_lo AND r.hour < k.known_end) g
     WHERE s.hours < extract(epoch FROM k.known_end - CAST(:h_lo AS timestamptz)) / 3600
+      AND (EXISTS (SELECT 1 FROM telemetry t WHERE t.asset_id = s.asset_id AND t.metric_id = s.metric_id
+                     AND t.ts >= g.hour AND t.ts < g.hour + interval '1 hour')
+           OR EXISTS (SELECT 1 FROM telemetry_cold c WHERE c.asset_id = s.asset_id AND c.metric_id = s.metric_id
+                        AND c.day = date_trunc('day', g.hour, 'UTC')
+                        AND c.day + interval '1 microsecond' * c.dts[1] < g.hour + interval '1 hour'))
     UNION ALL  -- the hours not rolled up yet, if they hold readings (index probes: no decoding)
     SELECT s.asset_id, s.metric_id, k.known_end, CAST(:h_end AS timestamptz), 'B' FROM stats s CROSS JOIN known k
     WHERE k.known_end < :h_end

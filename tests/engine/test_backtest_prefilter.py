@@ -127,6 +127,19 @@ def test_days_in_the_cold_tier_and_late_readings_beside_them(pg):
     assert len(both()["firings"]) == 4
 
 
+def test_hours_before_a_unit_s_first_reading_are_not_evaluated(pg):
+    wave(pg, HVAC, start=START + timedelta(hours=3), hours=9, bumps=((60, 30, 22.0),))  # commissioned at 03:00
+    rolled()
+    hot = both()
+    assert [f["asset_code"] for f in hot["firings"]] == [HVAC]
+    with session_scope() as s:
+        assert all(lo >= START + timedelta(hours=4) for _, _, lo, _ in islands(s, code="R1", start=START, end=NOW))
+    compacted()
+    assert both() == hot
+    with session_scope() as s:
+        assert all(lo >= START + timedelta(hours=4) for _, _, lo, _ in islands(s, code="R1", start=START, end=NOW))
+
+
 def test_hours_not_rolled_up_yet_are_evaluated(pg):
     wave(pg, HVAC, bumps=((650, 20, 22.0),))  # in the last hours, after the roll-up's watermark
     rolled(until=NOW - timedelta(hours=2))
