@@ -3,6 +3,7 @@ last 60 s, as the fleet and the history grow; and one backtest over 30 days.
 
 Run: .venv/bin/python bench/rules.py [--assets 1000] [--hours 1 24] [--fleet 10000]
                                       [--backtest-assets 1000] [--backtest-days 30]
+                                      [--backtest-incidents 3] [--backtest-only]
 Uses DATABASE_URL's server or a temporary embedded one, in a throwaway database. Readings are
 generated inside PostgreSQL (generate_series), every 10 s, for the metrics the policies read
 (sized for this machine's disk: --assets × 2 metrics × --hours, --fleet × 2 metrics × 1 h,
@@ -12,8 +13,14 @@ Each evaluation figure: the previous runs have consumed the history (a warm-up r
 10 minutes leaves the engine's state as in steady state); 60 s of new readings arrive for every
 asset; one run of every policy as the scheduler runs it (RULES_SHARDS = 2 parallel transactions),
 median of 3, the state put back before each.
+The backtest (`backtest_section`): R1 over a history stored as the platform stores it (cold tier
+beyond TELEMETRY_HOT_DAYS, hot day partitions, complete roll-up), normal operation below the
+thresholds plus --backtest-incidents incidents per unit; best of 2; checked against a full sweep
+on two units; the dense what-if (threshold 16.4) on two units.
 Ends with one JSON line: assets, eval_s_1h, eval_s_24h, eval_s (by hours), fleet, eval_s_10k,
-backtest_assets, backtest_days, backtest_readings, backtest_s_30d.
+backtest_assets, backtest_days, backtest_readings, backtest_s_30d, and the backtest's secondary
+keys (backtest_incidents, backtest_firings, backtest_setup_s, backtest_full_s_per_unit,
+backtest_dense_*). --backtest-only skips the evaluation figures.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import json
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -179,7 +187,7 @@ def bt_store_history(dsn: str, *, prefix: str, metric_id: int, start: datetime, 
     days before `hot_from` in the cold tier (one row per unit and day, the format compaction
     writes: microsecond deltas, values as deltas of value × 1000), later days in their day
     partitions (loaded without the key, then keyed and attached), and the hourly roll-up of every
-    hour (rollup_until = end). Returns seconds per step."""
+    hour (rollup_until = end); vacuumed and analyzed. Returns seconds per step."""
     h = bt_value_sql(incidents, days)
     units = "(SELECT id AS a FROM assets WHERE code LIKE %(like)s)"
     p0 = {"like": prefix + "-%", "mid": metric_id, "k0": int(start.timestamp()) // 10}
@@ -231,16 +239,25 @@ def bt_store_history(dsn: str, *, prefix: str, metric_id: int, start: datetime, 
                 conn.execute(sql, p)
         seconds[kind] = seconds.get(kind, 0.0) + time.perf_counter() - t
 
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, jobs))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO maintenance_state (name, at) VALUES ('rollup_until', %s) "
                      "ON CONFLICT (name) DO UPDATE SET at = excluded.at", (end.replace(minute=0, second=0),))
+        tables = [r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent IN ('telemetry'::regclass, 'telemetry_cold'::regclass, 'telemetry_hourly'::regclass)")]
+
+    def vacuum(table: str) -> None:  # as autovacuum leaves a month-old history (else it runs during the timing)
         t = time.perf_counter()
-        conn.execute("ANALYZE telemetry_cold, telemetry_hourly, telemetry")
-        seconds["analyze"] = time.perf_counter() - t
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"VACUUM (ANALYZE) {table}")
+        seconds["vacuum"] = seconds.get("vacuum", 0.0) + time.perf_counter() - t
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(vacuum, tables))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE telemetry, telemetry_cold, telemetry_hourly")
     return seconds
 
 
