@@ -87,8 +87,11 @@ ORDER BY asset_id, start
 # not folded yet, the probe only finds nothing) — or else the end of the next whole C hour, which
 # holds at least one reading (a roll-up row has n >= 1). An island without such an end before the
 # next `pf` interval merges with it (the last runs to `to`).
-# `d`: a bound on the rounding of a float8 average (naive summation: |error| <= N ulp max|v|,
-# N <= the readings of window_hours + 1 hours), so "avg <= max" holds for the computed values.
+# `d`: a bound on how far the statement's average can lie above the window's largest reading (or
+# below its smallest): it sums the readings as integer millionths, round(v * 1e6), so by at most
+# half a millionth, plus the float8 roundings (of v * 1e6, of the quotient; bounded generously by
+# N ulp max|v|, N <= the readings of window_hours + 1 hours). Readings equal to the threshold
+# can thus fire; the margin keeps them.
 _ISLANDS = """
 WITH pairs AS (
     SELECT a.id AS asset_id, m.id AS metric_id,
@@ -106,7 +109,7 @@ known AS (  -- the hours the roll-up vouches for: [h_lo, known_end)
 ),
 stats AS (  -- per pair (an index range each): the rows the roll-up has, and the rounding bound
     SELECT p.asset_id, p.metric_id, p.thr, p.cthr, x.hours,
-           :ulp * ((:window_hours + 1) * coalesce(x.n_max, 0) + 2) * coalesce(x.m, 0) AS d
+           :half_micro + :ulp * ((:window_hours + 1) * coalesce(x.n_max, 0) + 2) * coalesce(x.m, 0) AS d
     FROM pairs p CROSS JOIN known k
     CROSS JOIN LATERAL (SELECT count(*) AS hours, max(r.n) AS n_max, max(greatest(abs(r.min), abs(r.max))) AS m
                         FROM telemetry_hourly r WHERE r.asset_id = p.asset_id AND r.metric_id = p.metric_id
@@ -208,6 +211,7 @@ _HOT = {">": "NOT (r.max + s.d <= s.thr)", ">=": "NOT (r.max + s.d < s.thr)",
 _COOL = {"<=": "r.max + s.d <= s.cthr", "<": "r.max + s.d < s.cthr",
          ">=": "r.min - s.d >= s.cthr", ">": "r.min - s.d > s.cthr", None: "true"}
 ULP = 2.0 ** -52
+HALF_MICRO = 5.000001e-7  # the average's integer millionths (engine/evaluate.py `_Y`): half of one, rounded up
 
 
 def prefilterable(policy: PolicyView) -> bool:
@@ -229,7 +233,7 @@ def island_params(policy: PolicyView, *, start: datetime, end: datetime) -> dict
 
     def hour(t: datetime) -> datetime:
         return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return {"h_lo": hour(start - window), "h_end": hour(end) + timedelta(hours=1), "ulp": ULP,
+    return {"h_lo": hour(start - window), "h_end": hour(end) + timedelta(hours=1), "ulp": ULP, "half_micro": HALF_MICRO,
             "window_hours": math.ceil(window / timedelta(hours=1))}
 
 

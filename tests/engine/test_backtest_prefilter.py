@@ -168,15 +168,16 @@ def test_overrides_and_what_if_parameters(pg):
 
 
 def test_a_value_equal_to_the_threshold_is_not_lost_to_rounding(pg):
-    # (0.1 + 0.1 + 0.1) / 3 > 0.1 in float8: the average of readings that all equal the threshold
-    # can exceed it; the hour's max (equal to it) must not rule those readings out
+    # the statement averages integer millionths: 19.9999996 counts as 20.000000, above a threshold
+    # of 19.9999998 that no reading reaches; the hour's max (below it) must not rule them out
     aid, mid = ids(pg, HVAC, "temp_supply_air")
-    points = [(aid, mid, START + timedelta(seconds=20 * i), 0.1 if 1000 <= i < 1200 else 0.05) for i in range(2000)]
+    points = [(aid, mid, START + timedelta(seconds=20 * i), 19.9999996 if 1000 <= i < 1200 else 15.0)
+              for i in range(2000)]
     with pg.transaction():
         insert_points(pg, points)
     rolled()
-    b = both(threshold=0.1, clear_threshold=0.06, window_minutes=1)  # 3 readings a window
-    assert [f["asset_code"] for f in b["firings"]] == [HVAC], "the sweep sees 0.10000000000000002 > 0.1"
+    b = both(threshold=19.9999998, clear_threshold=19.0)
+    assert [f["asset_code"] for f in b["firings"]] == [HVAC], "the sweep sees 20.0 > 19.9999998"
 
 
 def test_a_pending_period_and_a_low_threshold_rule(pg):
