@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from db.session import session_scope
 from engine import overrides
 from engine.backtest import backtest, islands
-from engine.maintenance import merge_late
+from engine.maintenance import compact_day, ensure_day_partitions, merge_late
 from engine.rollup import roll_up
 from tests.conftest import insert_points
 from tests.engine.helpers import NOW, evaluate, ids
@@ -54,7 +55,12 @@ def rolled(until: datetime = NOW + timedelta(hours=1)) -> None:
 
 def compacted() -> None:
     """The maintenance job's compaction: the readings of those (past) days into the cold tier."""
+    day = START.replace(hour=0, minute=0, second=0, microsecond=0)
     with session_scope() as s:
+        # the readings sit in the day's partition when an earlier test created it, else in
+        # telemetry_late: compact whichever holds them
+        if s.execute(text("SELECT to_regclass(:n)"), {"n": f"telemetry_p{day:%Y%m%d}"}).scalar() is not None:
+            compact_day(s, day=day)
         merge_late(s, before=NOW + timedelta(days=1))
 
 
@@ -111,6 +117,21 @@ def test_late_readings_make_their_hours_dirty_until_the_roll_up_sees_them(pg):
 
 
 def test_days_in_the_cold_tier_and_late_readings_beside_them(pg):
+    _test_days_in_the_cold_tier(pg, with_partition=False)
+
+
+def test_days_in_the_cold_tier_from_a_day_partition(pg):
+    """Same, with the readings in the day's hot partition (created ahead by the maintenance job)."""
+    _test_days_in_the_cold_tier(pg, with_partition=True)
+
+
+def _test_days_in_the_cold_tier(pg, *, with_partition: bool):
+    day = START.replace(hour=0, minute=0, second=0, microsecond=0)
+    with session_scope() as s:
+        if with_partition:
+            ensure_day_partitions(s, start=day, end=day + timedelta(days=1))
+        else:
+            s.execute(text(f"DROP TABLE IF EXISTS telemetry_p{day:%Y%m%d}"))
     wave(pg, HVAC, bumps=((200, 25, 22.5), (420, 30, 21.0)))
     wave(pg, HVAC_2, bumps=((330, 50, 20.8),), step_s=10)
     compacted()
