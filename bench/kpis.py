@@ -14,7 +14,6 @@ Prints the figures, then one JSON line.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import statistics
@@ -24,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from _support import throwaway_database  # noqa: E402  (puts the project on sys.path)
+
+from core.settings import get_settings  # noqa: E402
 
 HISTORY_SQL = """
 INSERT INTO alerts (asset_id, policy_id, created_at, started_at, severity, status, message, acked_by, acked_at,
@@ -99,7 +100,8 @@ def main() -> None:
                 "SELECT now(), 'work_order.status_changed', 'work_order', w, 'work_order:' || w, "
                 "jsonb_build_object('type', 'work_order.status_changed', 'data', jsonb_build_object('n', i)) "
                 "FROM generate_series(1, 10) i, generate_series(1, 200) w ORDER BY i, w"))
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()  # a fresh one per run
+        # the deployment's WEBHOOK_SECRET (.env.example) when set, else a fresh one per run
+        secret = get_settings().webhook_secret or secrets.token_urlsafe(24)
         relay = Relay(urls=[url], secret=secret, schedule=[1], interval_s=0)
         t0 = time.perf_counter()
         while Sink.received < 2000 and time.perf_counter() - t0 < 120:
