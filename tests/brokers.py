@@ -79,10 +79,13 @@ class Mosquitto:
 class BridgeProcess:
     """`python -m ingest.mqtt` with its own /metrics port."""
 
+    APPLICATION_NAME = "m40-test-mqtt-bridge"
+
     def __init__(self, broker: Mosquitto, client_id: str, log_path):
         self.metrics_port = _free_port()
         self.env = dict(os.environ, MQTT_URL=broker.url, MQTT_USERNAME=USER, MQTT_PASSWORD=PASSWORD,
-                        MQTT_CLIENT_ID=client_id, MQTT_METRICS_PORT=str(self.metrics_port), LOG_FORMAT="console")
+                        MQTT_CLIENT_ID=client_id, MQTT_METRICS_PORT=str(self.metrics_port), LOG_FORMAT="console",
+                        PGAPPNAME=self.APPLICATION_NAME)  # libpq's default: its sessions can be told apart
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

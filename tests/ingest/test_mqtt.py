@@ -37,6 +37,11 @@ def stored(pg) -> int:
     return pg.execute("SELECT count(*) FROM telemetry").fetchone()[0]
 
 
+def bridge_sessions(pg) -> int:
+    return pg.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                      (BridgeProcess.APPLICATION_NAME,)).fetchone()[0]
+
+
 def wait_for(condition, timeout_s: float = 30, what: str = "condition"):
     deadline = time.monotonic() + timeout_s
     while not (value := condition()):
@@ -125,7 +130,11 @@ def test_the_bridge_killed_mid_stream_loses_nothing_and_stores_nothing_twice(bro
                                  {"timestamp": (T0 + timedelta(seconds=i)).isoformat(), "metrics": HVAC}))
             if i == n // 3:
                 wait_for(lambda: stored(pg) > 0, what="the first readings stored")
+                assert bridge_sessions(pg) > 0  # the bridge's sessions are the ones waited for below
                 bridge.kill()  # SIGKILL: no drain, no goodbye; the broker keeps the session
+                # a COPY the bridge had already sent whole still commits: wait until the server has
+                # noticed the dead client and closed its sessions, then nothing more may arrive
+                wait_for(lambda: bridge_sessions(pg) == 0, what="the dead bridge's sessions closed")
                 killed_at = stored(pg)
         for info in infos:
             info.wait_for_publish(30)  # the broker took every message while the bridge was away
