@@ -325,10 +325,13 @@ k AS (
         WHEN fire THEN 'F' WHEN clr THEN 'C' ELSE 'N' END AS cls
     FROM c
 ),
-g AS (
+moving AS (  -- the assets the state machine may act on: a reading fired, or an alert is live
+    SELECT asset_id FROM k WHERE cls IN ('F', 'S'){live_assets}
+),
+g AS (  -- only theirs are cut into segments: in steady state almost none, whatever the fleet
     SELECT k.*, row_number() OVER (PARTITION BY asset_id ORDER BY ts)
               - row_number() OVER (PARTITION BY asset_id, cls ORDER BY ts) AS grp
-    FROM k
+    FROM k WHERE asset_id IN (SELECT asset_id FROM moving)
 ),
 segs AS (
     SELECT asset_id, cls, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n, {peak}(value) AS peak,
@@ -338,6 +341,10 @@ segs AS (
 seg AS (  -- with whether the asset fired at all in this run (only those matter to the state machine)
     SELECT *, bool_or(cls IN ('F', 'S')) OVER (PARTITION BY asset_id) AS fired FROM segs
 )"""
+
+# with a live alert, an asset's clearing readings matter too
+_LIVE_ASSETS = """
+    UNION SELECT asset_id FROM alerts WHERE policy_id = :policy_id AND status = ANY(:live_statuses)"""
 
 # the live engine records the newest value of each (asset, policy) (not a re-evaluated older one)
 _RECORD = """,
@@ -404,7 +411,8 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
     return (
         "WITH " + _SCOPE.format(ranges=ranges, reach=_REACH.get(policy.rule_type, "r.hi")) + ","
         + values.format(agg=agg, cagg=cagg) + ","
-        + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min")
+        + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
+                          live_assets=_LIVE_ASSETS if record else "")
         + (_RECORD if record else _SEGMENTS)
     )
 
