@@ -336,6 +336,9 @@ class PolicyEvaluation(Base):
     win_seconds: Mapped[int | None] = mapped_column(Integer)
     win_n: Mapped[int | None] = mapped_column(Integer)
     win_sums: Mapped[list[Decimal] | None] = mapped_column(ARRAY(Numeric))
+    # consecutive rules (migration 0011): the values of the N - 1 readings up to last_ts, oldest
+    # first, with win_n = N - 1
+    win_values: Mapped[list[float] | None] = mapped_column(ARRAY(Float))
 
 
 class RuleRun(Base):

@@ -92,12 +92,13 @@ scope AS (
 
 # A reading changes the value of later readings too: those in its window (windowed rules) or
 # the N - 1 after it (consecutive). A late reading re-evaluates them (never past the run's now).
+_REACH_CONSECUTIVE = ("coalesce((SELECT t.ts FROM readings({s}.asset_id, {s}.metric_id, {s}.{hi} + interval '1 microsecond', "
+                      ":until) t ORDER BY t.ts OFFSET greatest(:before - 1, 0) LIMIT 1), "
+                      "greatest({s}.{hi}, CAST(:until AS timestamptz)))")
 _REACH = {
     "threshold": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
     "rate_of_change": "least(r.hi + CAST(:window AS interval), CAST(:until AS timestamptz))",
-    "consecutive": "coalesce((SELECT t.ts FROM readings(r.asset_id, r.metric_id, r.hi + interval '1 microsecond', "
-                   ":until) t ORDER BY t.ts OFFSET greatest(:before - 1, 0) LIMIT 1), "
-                   "greatest(r.hi, CAST(:until AS timestamptz)))",
+    "consecutive": _REACH_CONSECUTIVE.format(s="r", hi="hi"),
 }
 
 # the readings in (lo - window, hi], the window's aggregate at each (RANGE frames: the window is
@@ -112,7 +113,7 @@ pts AS (
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {value} AS value, NULL::float8 AS cvalue,
-           count(*) OVER w AS points, NULL::numeric[] AS st
+           count(*) OVER w AS points, NULL::numeric[] AS st, NULL::float8[] AS vals
     FROM pts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
                  RANGE BETWEEN CAST(:window_frame AS interval) PRECEDING AND CURRENT ROW)
@@ -212,7 +213,7 @@ _RUNNING_VALUE = {
 def _running(kind: str, *, incremental: bool) -> str:
     value, terms = _RUNNING_VALUE[kind], _SUM_TERMS[kind]
     out = "v AS (SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, CAST({value} AS float8) AS value, " \
-          "NULL::float8 AS cvalue, n AS points, ARRAY[{ws}{half}] AS st FROM {src})"
+          "NULL::float8 AS cvalue, n AS points, ARRAY[{ws}{half}] AS st, NULL::float8[] AS vals FROM {src})"
     ws = ", ".join(f"w{i}" for i in range(len(terms)))
     half = ", half" if kind == "rate_of_change" else ""
     if not incremental:
@@ -246,7 +247,7 @@ _VALUES = {
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
            CASE WHEN f.first_ts <= s.hi - CAST(:cover AS interval) THEN f.top - f.bottom END AS value,
-           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st
+           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st, NULL::float8[] AS vals
     FROM scope s CROSS JOIN LATERAL (
         SELECT min(t.ts) AS first_ts, max(t.value) AS top, min(t.value) AS bottom, count(*) AS n
         FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval), s.hi) t) f
@@ -278,15 +279,67 @@ pts AS (
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {agg}(value) OVER w AS value,
-           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st
+           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st, NULL::float8[] AS vals
     FROM pts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts ROWS BETWEEN :before PRECEDING AND CURRENT ROW)
+)""",
+    # the live engine: the values of the N - 1 readings before the new ones are stored with the
+    # state (policy_evaluations.win_values, at last_ts); when everything that arrived is newer than
+    # last_ts (steady state) they stand in for the look-up of the previous readings, and no reading
+    # after the new ones can exist (nothing to re-evaluate after them). Otherwise (late data, first
+    # run, a changed N) the way above. Each newest reading stores the N - 1 values up to it.
+    "consecutive_live": """
+sc AS (
+    SELECT s.asset_id, s.metric_id, s.lo, s.hi AS hi0, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
+           pe.win_values AS st_values,
+           coalesce(pe.win_n = :before AND s.lo > pe.last_ts AND pe.win_values IS NOT NULL
+                    AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
+    FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
+),
+sr AS (
+    SELECT sc.*, CASE WHEN inc THEN hi0 ELSE """ + _REACH_CONSECUTIVE.format(s="sc", hi="hi0") + """ END AS hi FROM sc
+),
+prev AS (
+    SELECT s.*, h.n = :before AND NOT EXISTS (
+               SELECT 1 FROM telemetry_cold c WHERE c.asset_id = s.asset_id AND c.metric_id = s.metric_id
+                 AND c.day < s.lo AND c.day + interval '24 hours' > h.oldest) AS hot
+    FROM sr s CROSS JOIN LATERAL (
+        SELECT count(*) AS n, min(x.ts) AS oldest FROM (""" + _HOT_BEFORE.format(cols="t.ts") + """) x) h
+    WHERE :before > 0 AND NOT s.inc
+),
+pts AS (
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, true AS evaluated
+    FROM sr s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr,  -- only their order matters
+           s.st_ts - (cardinality(s.st_values) - u.i) * interval '1 microsecond', u.value, false
+    FROM sr s CROSS JOIN LATERAL unnest(s.st_values) WITH ORDINALITY u(value, i)
+    WHERE s.inc
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
+    FROM prev s CROSS JOIN LATERAL (""" + _HOT_BEFORE.format(cols="t.ts, t.value") + """) p
+    WHERE s.hot
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
+    FROM prev s CROSS JOIN LATERAL latest_readings(s.asset_id, s.metric_id, s.lo - interval '1 microsecond',
+                                                    :before) p
+    WHERE NOT s.hot
+),
+v AS (
+    SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {agg}(value) OVER w AS value,
+           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st,
+           CASE WHEN :before > 0 THEN array_agg(value) OVER l ELSE CAST('{{}}' AS float8[]) END AS vals
+    FROM pts
+    WINDOW o AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts),
+           w AS (o ROWS BETWEEN :before PRECEDING AND CURRENT ROW),
+           l AS (o ROWS BETWEEN greatest(CAST(:before AS int) - 1, 0) PRECEDING AND CURRENT ROW)
 )""",
     # each counter reading minus the baseline of the last reset at or before it (never reset: 0)
     "runtime": """
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, t.ts, true AS evaluated, 1 AS points,
-           NULL::float8 AS cvalue, t.value - coalesce(b.baseline, 0) AS value, NULL::numeric[] AS st
+           NULL::float8 AS cvalue, t.value - coalesce(b.baseline, 0) AS value, NULL::numeric[] AS st,
+           NULL::float8[] AS vals
     FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
     LEFT JOIN LATERAL (SELECT r.baseline FROM counter_resets r
                        WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
@@ -298,7 +351,7 @@ v AS (
 v AS (
     SELECT s.asset_id, 0 AS metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
            NULL::float8 AS cvalue, CAST(max(extract(epoch FROM s.hi - l.last_ts) / 60.0) AS float8) AS value, count(*) AS points,
-           NULL::numeric[] AS st
+           NULL::numeric[] AS st, NULL::float8[] AS vals
     FROM scope s JOIN telemetry_latest l ON l.asset_id = s.asset_id AND l.metric_id = s.metric_id
     GROUP BY s.asset_id, s.site_id, s.thr, s.cthr, s.hi
 )""",
@@ -308,7 +361,7 @@ v AS (
 # silence covers it (event time). Only the live engine looks at them (:live).
 _CLASSES = """
 c AS (
-    SELECT asset_id, site_id, ts, value, points, st,
+    SELECT asset_id, site_id, ts, value, points, st, vals,
            coalesce(points >= :min_points AND value {op} thr, false) AS fire,
            coalesce(points >= :min_points AND {clear}, false) AS clr
     FROM v WHERE evaluated
@@ -349,20 +402,20 @@ _LIVE_ASSETS = """
 # the live engine records the newest value of each (asset, policy) (not a re-evaluated older one)
 _RECORD = """,
 newest AS (
-    SELECT DISTINCT ON (asset_id) asset_id, ts, value, points, st, cls IN ('F', 'S', 'K') AS firing
+    SELECT DISTINCT ON (asset_id) asset_id, ts, value, points, st, vals, cls IN ('F', 'S', 'K') AS firing
     FROM k ORDER BY asset_id, ts DESC
 ),
 up AS (
     INSERT INTO policy_evaluations AS pe (asset_id, policy_id, evaluated_at, value, points, firing, last_ts, firing_since,
-                                          win_seconds, win_n, win_sums)
+                                          win_seconds, win_n, win_sums, win_values)
     SELECT asset_id, :policy_id, :now, CASE WHEN points >= :min_points THEN value END, points, firing, ts,
            CASE WHEN firing THEN ts END, CASE WHEN st IS NOT NULL THEN :win_seconds END,
-           CASE WHEN st IS NOT NULL THEN points END, st
+           CASE WHEN st IS NOT NULL THEN points WHEN vals IS NOT NULL THEN :before END, st, vals
     FROM newest
     ON CONFLICT (asset_id, policy_id) DO UPDATE SET
         evaluated_at = excluded.evaluated_at, value = excluded.value, points = excluded.points,
         firing = excluded.firing, last_ts = excluded.last_ts, win_seconds = excluded.win_seconds,
-        win_n = excluded.win_n, win_sums = excluded.win_sums,
+        win_n = excluded.win_n, win_sums = excluded.win_sums, win_values = excluded.win_values,
         firing_since = CASE WHEN excluded.firing AND pe.firing THEN pe.firing_since ELSE excluded.firing_since END
     WHERE pe.last_ts IS NULL OR excluded.last_ts >= pe.last_ts
     RETURNING 1
@@ -406,10 +459,13 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
     if policy.rule_type == "rate_of_change" or (policy.rule_type == "threshold" and agg == "avg"):
         kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
         values = _running(kind, incremental=record)
+    elif record and policy.rule_type in ("flat_line", "consecutive"):
+        values = _VALUES[{"flat_line": "flat_line_newest", "consecutive": "consecutive_live"}[policy.rule_type]]
     else:
-        values = _VALUES["flat_line_newest" if record and policy.rule_type == "flat_line" else policy.rule_type]
+        values = _VALUES[policy.rule_type]
+    reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
     return (
-        "WITH " + _SCOPE.format(ranges=ranges, reach=_REACH.get(policy.rule_type, "r.hi")) + ","
+        "WITH " + _SCOPE.format(ranges=ranges, reach=reach) + ","
         + values.format(agg=agg, cagg=cagg) + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")

@@ -1,18 +1,24 @@
 """Windowed rules (threshold avg, rate_of_change) keep their window's exact sums at the last
 reading they evaluated (policy_evaluations.win_*): the next run adds what arrived and takes away
-what left the window. The sums, hence the values, must be exactly those of a run that reads every
-window again — on arbitrary (not binary-exact) values, late readings and sharded runs included."""
+what left the window. Consecutive rules keep the values of their last N - 1 readings
+(win_values): the next run puts them before what arrived instead of looking them up. The sums,
+values and alerts must be exactly those of a run that reads everything again — on arbitrary (not
+binary-exact) values, late readings and sharded runs included."""
 
 from __future__ import annotations
 
 import random
 from datetime import timedelta
 
+import pytest
+
 from tests.conftest import MUTABLE_TABLES
 from tests.engine.helpers import NOW, evaluate, put
 
 START = NOW - timedelta(hours=2)
-CASES = {"R1": ("CAS-S1-HVAC_1", "temp_supply_air", 15.0, 8.0), "D1": ("CAS-S1-CHILLER_1", "water_temp_out", 7.0, 6.0)}
+CASES = {"R1": ("CAS-S1-HVAC_1", "temp_supply_air", 15.0, 8.0), "D1": ("CAS-S1-CHILLER_1", "water_temp_out", 7.0, 6.0),
+         "R2": ("CAS-S1-HVAC_1", "vibration_level", 5.0, 4.0)}
+STATE = {"R1": (900, None), "D1": (1800, None), "R2": (None, 4)}  # win_seconds; consecutive: N - 1 values
 
 
 def _stream(rnd: random.Random, base: float, amp: float) -> list[tuple[int, float]]:
@@ -26,7 +32,8 @@ def _stream(rnd: random.Random, base: float, amp: float) -> list[tuple[int, floa
 
 def _state(pg, code: str):
     return pg.execute(
-        "SELECT e.last_ts, e.value, e.points, e.win_seconds, e.win_n, e.win_sums, e.firing FROM policy_evaluations e "
+        "SELECT e.last_ts, e.value, e.points, e.win_seconds, e.win_n, e.win_sums, e.firing, e.win_values "
+        "FROM policy_evaluations e "
         "JOIN policies p ON p.id = e.policy_id WHERE p.code = %s", (code,)).fetchall()
 
 
@@ -61,18 +68,25 @@ def test_incremental_sums_equal_full_sums_on_arbitrary_values(pg):
         cuts = sorted(rnd.sample(range(1, len(rows)), 25))
         (inc_state, inc_alerts), (full_state, full_alerts) = _used_incremental_then_full(pg, code, rows, cuts)
         assert inc_state == full_state, code
-        assert inc_state[0][4] is not None and inc_state[0][3] == (900 if code == "R1" else 1800)
+        seconds, values = STATE[code]
+        assert inc_state[0][4] is not None and inc_state[0][3] == seconds, code
+        if values:  # the last N - 1 values as stored, oldest first
+            assert inc_state[0][4] == values and inc_state[0][7] == [v for _, v in rows[-values:]]
+        else:
+            assert inc_state[0][7] is None
         assert inc_alerts == full_alerts, code
         assert inc_alerts, f"{code}: the stream should fire at least once (else this test proves little)"
 
 
-def test_late_reading_falls_back_to_reading_the_window(pg):
-    """A reading older than the stored sums' reading changes windows the sums already cover: the
-    run reads the window again (same result as if it had arrived in order)."""
+@pytest.mark.parametrize(("code", "back"), [("R1", 40), ("R2", 40), ("R2", 3)])
+def test_late_reading_falls_back_to_reading_the_window(pg, code, back):
+    """A reading older than the stored state's reading changes windows (or last N readings) the
+    state already covers: the run reads them again (same result as if it had arrived in order).
+    R2, 3 back: the late reading is among the last N - 1 values stored: they must be replaced."""
     rnd = random.Random(11)
-    asset, metric, base, amp = CASES["R1"]
+    asset, metric, base, amp = CASES[code]
     rows = _stream(rnd, base, amp)
-    late = rows.pop(len(rows) - 40)  # arrives last, after newer readings were evaluated
+    late = rows.pop(len(rows) - back)  # arrives last, after newer readings were evaluated
     pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
     third = len(rows) // 3
     for a, b in zip([0, third, 2 * third], [third, 2 * third, len(rows)]):
@@ -80,12 +94,12 @@ def test_late_reading_falls_back_to_reading_the_window(pg):
         evaluate(START + timedelta(seconds=rows[b - 1][0]))
     put(pg, asset, metric, [(START + timedelta(seconds=late[0]), late[1])])
     evaluate(START + timedelta(seconds=rows[-1][0] + 1))
-    late_state = _state(pg, "R1")
+    late_state = _state(pg, code)
     pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
     ordered = sorted([*rows, late])
     put(pg, asset, metric, [(START + timedelta(seconds=t), v) for t, v in ordered])
     evaluate(START + timedelta(seconds=rows[-1][0] + 1))
-    in_order_state = _state(pg, "R1")
+    in_order_state = _state(pg, code)
     # same sums and value at the same last reading (evaluated_at is the run's time: not compared)
     assert late_state == in_order_state
 
