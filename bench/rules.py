@@ -4,6 +4,7 @@ last 60 s, as the fleet and the history grow; and one backtest over 30 days.
 Run: .venv/bin/python bench/rules.py [--assets 1000] [--hours 1 24] [--fleet 10000]
                                       [--backtest-assets 1000] [--backtest-days 30]
                                       [--backtest-incidents 3] [--backtest-only]
+                                      [--backtest-keep DIR]
 Uses DATABASE_URL's server or a temporary embedded one, in a throwaway database. Readings are
 generated inside PostgreSQL (generate_series), every 10 s, for the metrics the policies read
 (sized for this machine's disk: --assets × 2 metrics × --hours, --fleet × 2 metrics × 1 h,
@@ -20,21 +21,29 @@ on two units; the dense what-if (threshold 16.4) on two units.
 Ends with one JSON line: assets, eval_s_1h, eval_s_24h, eval_s (by hours), fleet, eval_s_10k,
 backtest_assets, backtest_days, backtest_readings, backtest_s_30d, and the backtest's secondary
 keys (backtest_incidents, backtest_firings, backtest_setup_s, backtest_full_s_per_unit,
-backtest_dense_*). --backtest-only skips the evaluation figures.
+backtest_dense_*). --backtest-only skips the evaluation figures. --backtest-keep DIR (with
+--backtest-only) keeps the backtest's database (an embedded server's data in DIR, or database
+m40_bench_backtest on DATABASE_URL's server) and reuses its history when a later run asks for the
+same units, days and incidents: the 5-8 minutes of setup are paid once (migrated to head again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from _support import libpq_url, machine, throwaway_database
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SHARDS = 2  # RULES_SHARDS as deployed (.env.example)
@@ -162,6 +171,49 @@ def drop_readings(dsn: str) -> None:
 
 # --- 3. backtest (functions of this section only) -------------------------------------------------
 
+BT_KEPT_DB = "m40_bench_backtest"
+
+
+@contextmanager
+def bt_kept_database(pgdata: Path) -> Iterator[str]:
+    """The backtest's database kept between runs (--backtest-keep): database BT_KEPT_DB on
+    DATABASE_URL's server, or on an embedded server whose data stays in `pgdata`; created when
+    missing, migrated to head and seeded as throwaway_database does, never dropped. Sets
+    DATABASE_URL for this process. Yields the URL."""
+    from db.session import normalize_url, reset_caches, start_embedded, stop_embedded
+    from db.upgrade import upgrade
+
+    server_url = os.environ.get("DATABASE_URL")
+    embedded = not server_url
+    if embedded:
+        server_url = start_embedded(pgdata.resolve())
+    admin = libpq_url(server_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BT_KEPT_DB,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{BT_KEPT_DB}"')
+    url = normalize_url(make_url(normalize_url(admin)).set(database=BT_KEPT_DB).render_as_string(hide_password=False))
+    saved = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    reset_caches()
+    try:
+        upgrade()
+        yield url
+    finally:
+        reset_caches()
+        if saved is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = saved
+        if embedded:
+            stop_embedded(pgdata.resolve())
+
+
+def bt_kept_history(dsn: str, key: str) -> bool:
+    """Whether the kept database already holds the history described by `key`."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_backtest_history (key text PRIMARY KEY)")
+        return conn.execute("SELECT 1 FROM bench_backtest_history WHERE key = %s", (key,)).fetchone() is not None
+
 def bt_value_sql(incidents: int, days: int) -> str:
     """temp_supply_air of HVAC unit `a` at instant k (epoch / 10), in hundredths of a degree (an
     integer, as float8): 15 ± 1.5 °C over a 6.3-hour cycle, ± 0.2 °C of noise, and `incidents`
@@ -265,7 +317,6 @@ def backtest_section(dsn: str, args, out: dict) -> None:
     """R1 over --backtest-days of stored history of --backtest-assets HVAC units: the headline
     with R1 as configured; its exactness checked against a full sweep on two units; the dense
     what-if (threshold 16.4: it fires every few hours on every unit) on three units."""
-    import os
 
     from db.session import session_scope
     from engine.backtest import backtest, islands
@@ -275,7 +326,14 @@ def backtest_section(dsn: str, args, out: dict) -> None:
     days, n = args.backtest_days, args.backtest_assets
     start, end = NOW - timedelta(days=days), NOW
     hot_from = NOW.replace(hour=0) - timedelta(days=HOT_DAYS)  # as the maintenance pass leaves it
-    add_assets(dsn, n, prefix="BENCHB", types=["HVAC"])
+    key = f"units={n} days={days} incidents={args.backtest_incidents}"
+    reused = bool(args.backtest_keep) and bt_kept_history(dsn, key)
+    if args.backtest_keep and not reused:  # another history (or a half-made one): start again
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE telemetry_cold, telemetry_hourly, bench_backtest_history")
+        drop_readings(dsn)
+    if not reused:
+        add_assets(dsn, n, prefix="BENCHB", types=["HVAC"])
     with session_scope() as s:
         for t in ("telemetry_cold", "telemetry_hourly"):
             ensure_month_partitions(s, table=t, start=start, end=end)
@@ -284,8 +342,14 @@ def backtest_section(dsn: str, args, out: dict) -> None:
                 s.execute(text(f"DROP TABLE {name}"))
         metric_id = s.execute(text("SELECT id FROM metrics WHERE name = 'temp_supply_air'")).scalar_one()
     t = time.perf_counter()
-    steps = bt_store_history(dsn, prefix="BENCHB", metric_id=metric_id, start=start, end=end, hot_from=hot_from,
-                             incidents=args.backtest_incidents, days=days)
+    if reused:
+        steps = {"reused from the kept database": 0.0}
+    else:
+        steps = bt_store_history(dsn, prefix="BENCHB", metric_id=metric_id, start=start, end=end, hot_from=hot_from,
+                                 incidents=args.backtest_incidents, days=days)
+        if args.backtest_keep:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO bench_backtest_history (key) VALUES (%s)", (key,))
     setup_s = time.perf_counter() - t
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT CAST((SELECT coalesce(sum(n), 0) FROM telemetry_cold) + (SELECT count(*) FROM telemetry) AS bigint)"
@@ -364,10 +428,15 @@ def main() -> None:
     ap.add_argument("--backtest-days", type=int, default=30)
     ap.add_argument("--backtest-incidents", type=int, default=3, help="incidents per unit over --backtest-days")
     ap.add_argument("--backtest-only", action="store_true", help="skip the evaluation figures (sections 1, 2)")
+    ap.add_argument("--backtest-keep", type=Path, metavar="DIR",
+                    help="with --backtest-only: keep the backtest's database (embedded server data in DIR) and "
+                         "reuse its history in later runs")
     args = ap.parse_args()
+    if args.backtest_keep and not args.backtest_only:
+        ap.error("--backtest-keep: only with --backtest-only")
     print(f"machine: {machine()}")
     out: dict = {}
-    with throwaway_database() as url:
+    with (bt_kept_database(args.backtest_keep) if args.backtest_keep else throwaway_database()) as url:
         dsn = libpq_url(url)
         ensure_partitions(NOW - timedelta(days=args.backtest_days + 1), NOW + timedelta(days=1))
         if args.backtest_only:  # sections 1 and 2 skipped

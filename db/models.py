@@ -233,6 +233,8 @@ class TelemetryCold(Base):
     dts: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     vals: Mapped[list[float]] = mapped_column(ARRAY(Float))
     milli: Mapped[bool] = mapped_column(Boolean)  # vals are deltas of value × 1000 (≤ 3 decimals)
+    # where each hour's decoding starts (migration 0010, telemetry_cold_hours(); filled by a trigger)
+    hours: Mapped[list | None] = mapped_column(ARRAY(Float, dimensions=2), nullable=True)
 
 
 class TelemetryDirtyHour(Base):
