@@ -177,7 +177,7 @@ def test_a_row_without_an_index_is_decoded_whole_and_an_update_indexes_it_again(
 
 
 def test_0010_indexes_the_cold_rows_already_stored(scratch_db):
-    migrate(scratch_db, "0009")
+    migrate(scratch_db, "0011")
     rng = random.Random(9)
     times = day_times(DAY, seed=4)
     values = [round(rng.uniform(0, 30), 2) + 0.0 for _ in times]

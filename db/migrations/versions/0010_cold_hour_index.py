@@ -21,7 +21,7 @@ unchanged; `hours` NULL means "not indexed" and the reader then decodes the whol
 Existing rows are indexed here (one UPDATE per monthly partition).
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0011 (0011, the live engine's, landed first on 0009: one chain, 0009 -> 0011 -> 0010)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
