@@ -153,6 +153,7 @@ frun AS (
 ),
 wfull AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, count(*) OVER w AS n,
+           max(ts) FILTER (WHERE evaluated) OVER (PARTITION BY asset_id, metric_id) AS newest_ts,
            first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread,
            CASE WHEN :spread THEN max(x) OVER h END AS half, {window}
     FROM frun
@@ -168,35 +169,39 @@ def _incremental_sums(terms: tuple[str, ...]) -> str:
     `sc` taken incrementally (inc), from the stored sums (st_n, st at st_ts). Events in time order:
     a reading enters the window at its ts (+), leaves it at ts + window (-); for the slope's spread
     test (is there a reading in (t - window, t - window / 2]?), the newest reading at least half a
-    window old: stored with the sums (half, epoch microseconds), then each reading from ts + window / 2."""
-    sums = ", ".join(f"st[{i + 1}] + coalesce(sum(sign * ({e})) OVER c, 0) AS w{i}" for i, e in enumerate(terms))
-    ws = ", ".join(f"w{i}" for i in range(len(terms)))
-    cols = "s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.st_n, s.st"
+    window old: stored with the sums (half, epoch microseconds), then each reading from ts + window / 2.
+    The events carry only what the running sums need (sorting them is most of the work); the
+    scope row's columns and stored sums are joined back to the arrived readings afterwards."""
+    deltas = ", ".join(f"sum(sign * ({e})) OVER c AS d{i}" for i, e in enumerate(terms))
+    ws = ", ".join(f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i in range(len(terms)))
     return f"""
 ev AS (
-    SELECT {cols}, t.ts AS at, 1 AS kind, t.ts, t.ts >= s.lo AS evaluated, 1 AS sign, {_Y} AS y, {_X} AS x
+    SELECT s.asset_id, s.metric_id, t.ts AS at, 1 AS kind, t.ts, 1 AS sign, {_Y} AS y, {_X} AS x
     FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t
     WHERE s.inc
     UNION ALL
-    SELECT {cols}, t.ts + CAST(:window AS interval), 0, t.ts, false, -1, {_Y}, {_X}
+    SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval), 0, t.ts, -1, {_Y}, {_X}
     FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window_frame AS interval),
                                           s.hi - CAST(:window AS interval)) t
     WHERE s.inc
     UNION ALL
-    SELECT {cols}, t.ts + CAST(:window AS interval) / 2, 0, t.ts, false, 0, NULL, {_X}
+    SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval) / 2, 0, t.ts, 0, NULL, {_X}
     FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window AS interval) / 2 + interval '1 microsecond',
                                           s.hi - CAST(:window AS interval) / 2) t
     WHERE s.inc AND :spread
 ),
 erun AS (
-    SELECT ev.*, st_n + sum(sign) OVER c AS n, {sums},
-           CASE WHEN :spread THEN greatest(st[{len(terms) + 1}], max(x) FILTER (WHERE kind = 0 AND sign = 0) OVER c) END AS half
+    SELECT asset_id, metric_id, ts, kind, x, sum(sign) OVER c AS dn, {deltas},
+           CASE WHEN :spread THEN max(x) FILTER (WHERE kind = 0 AND sign = 0) OVER c END AS dhalf,
+           max(ts) FILTER (WHERE kind = 1) OVER (PARTITION BY asset_id, metric_id) AS newest_ts
     FROM ev WINDOW c AS (PARTITION BY asset_id, metric_id ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
 ),
 winc AS (
-    SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, n,
-           half > x - :window_us AS spread, half, {ws}
-    FROM erun WHERE kind = 1
+    SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, e.ts, e.ts >= s.lo AS evaluated, s.st_n + e.dn AS n,
+           e.newest_ts, greatest(s.st[{len(terms) + 1}], e.dhalf) > e.x - :window_us AS spread,
+           greatest(s.st[{len(terms) + 1}], e.dhalf) AS half, {ws}
+    FROM erun e JOIN sc s ON s.asset_id = e.asset_id AND s.metric_id = e.metric_id AND s.inc
+    WHERE e.kind = 1
 )"""
 
 
@@ -213,7 +218,8 @@ _RUNNING_VALUE = {
 def _running(kind: str, *, incremental: bool) -> str:
     value, terms = _RUNNING_VALUE[kind], _SUM_TERMS[kind]
     out = "v AS (SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, CAST({value} AS float8) AS value, " \
-          "NULL::float8 AS cvalue, n AS points, ARRAY[{ws}{half}] AS st, NULL::float8[] AS vals FROM {src})"
+          "NULL::float8 AS cvalue, n AS points, CASE WHEN ts = newest_ts THEN ARRAY[{ws}{half}] END AS st, " \
+          "NULL::float8[] AS vals FROM {src})"  # the sums are stored at the newest reading only
     ws = ", ".join(f"w{i}" for i in range(len(terms)))
     half = ", half" if kind == "rate_of_change" else ""
     if not incremental:
@@ -243,16 +249,6 @@ _VALUES = {
     # like no_data: a flat line lasts, and one aggregate per asset costs 1/180 of a sweep)
     "flat_line": _WINDOWED.replace(
         "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:cover AS interval) THEN max(value) OVER w - min(value) OVER w END"),
-    "flat_line_newest": """
-v AS (
-    SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
-           CASE WHEN f.first_ts <= s.hi - CAST(:cover AS interval) THEN f.top - f.bottom END AS value,
-           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st, NULL::float8[] AS vals
-    FROM scope s CROSS JOIN LATERAL (
-        SELECT min(t.ts) AS first_ts, max(t.value) AS top, min(t.value) AS bottom, count(*) AS n
-        FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval), s.hi) t) f
-    WHERE f.n > 0
-)""",
     # the N most recent readings at each reading: the new ones and the N - 1 before them
     "consecutive": """
 prev AS (  -- hot: the N - 1 readings before lo are all in the hot partitions and the cold tier has
@@ -283,6 +279,60 @@ v AS (
     FROM pts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts ROWS BETWEEN :before PRECEDING AND CURRENT ROW)
 )""",
+    # the live engine's flat_line at the newest reading, from buckets of window / 6 kept with the
+    # state (policy_evaluations.win_values: [metric, bucket, max, min, first reading (epoch µs),
+    # readings] per whole bucket after the window's first one). When everything that arrived is
+    # newer than the state's reading, the window's max, min, first reading and count come from the
+    # stored buckets, the part of the window's first bucket up to that reading (read again: a
+    # bucket cannot lose its oldest readings) and the readings that arrived — about a fifth of the
+    # window instead of all of it. Otherwise (late data, first run, another metric or window) the
+    # whole window is read. Both ways store the same buckets.
+    "flat_line_live": """
+sc AS (
+    SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts, pe.win_values AS st,
+           (""" + _X.replace("t.ts", "s.hi") + """ - :window_us) / :bucket_us AS pb,  -- the window's first bucket
+           coalesce(pe.win_seconds = :win_seconds AND pe.win_n = :bucket_s AND s.lo > pe.last_ts
+                    AND pe.win_values[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1, false) AS inc
+    FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
+),
+parts AS (
+    SELECT s.asset_id, s.metric_id, s.hi, CAST(s.st[i][2] AS bigint) AS b, s.st[i][3] AS top, s.st[i][4] AS bottom,
+           CAST(s.st[i][5] AS bigint) AS first_us, CAST(s.st[i][6] AS bigint) AS n
+    FROM sc s CROSS JOIN LATERAL generate_subscripts(s.st, 1) i
+    WHERE s.inc AND s.st[i][2] > s.pb
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, s.hi, s.pb, p.top, p.bottom, p.first_us, p.n
+    FROM sc s CROSS JOIN LATERAL (
+        SELECT max(t.value) AS top, min(t.value) AS bottom, min(""" + _X + """) AS first_us, count(*) AS n
+        FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval),
+                      least(to_timestamp((s.pb + 1) * :bucket_s) - interval '1 microsecond', s.st_ts)) t) p
+    WHERE s.inc AND p.n > 0
+    UNION ALL
+    SELECT asset_id, metric_id, hi, x / :bucket_us, max(value), min(value), min(x), count(*)
+    FROM (SELECT s.asset_id, s.metric_id, s.hi, t.value, """ + _X + """ AS x
+          FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
+               CASE WHEN s.inc THEN greatest(s.st_ts + interval '1 microsecond', s.hi - CAST(:window_frame AS interval))
+                    ELSE s.hi - CAST(:window_frame AS interval) END, s.hi) t) r
+    GROUP BY 1, 2, 3, 4
+),
+buckets AS (
+    SELECT p.asset_id, p.metric_id, p.hi, p.b, max(p.top) AS top, min(p.bottom) AS bottom, min(p.first_us) AS first_us,
+           sum(p.n) AS n, p.b > s.pb AS whole
+    FROM parts p JOIN sc s ON s.asset_id = p.asset_id AND s.metric_id = p.metric_id AND s.hi = p.hi
+    GROUP BY p.asset_id, p.metric_id, p.hi, p.b, s.pb
+),
+f AS (
+    SELECT asset_id, metric_id, hi, max(top) AS top, min(bottom) AS bottom, min(first_us) AS first_us, sum(n) AS n,
+           array_agg(ARRAY[metric_id, b, top, bottom, first_us, n] ORDER BY b) FILTER (WHERE whole) AS vals
+    FROM buckets GROUP BY asset_id, metric_id, hi
+),
+v AS (
+    SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
+           CASE WHEN f.first_us <= """ + _X.replace("t.ts", "s.hi") + """ - :cover_us THEN f.top - f.bottom END AS value,
+           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st, f.vals
+    FROM sc s JOIN f ON f.asset_id = s.asset_id AND f.metric_id = s.metric_id AND f.hi = s.hi
+    WHERE f.n > 0
+)""",
     # the live engine: the values of the N - 1 readings before the new ones are stored with the
     # state (policy_evaluations.win_values, at last_ts); when everything that arrived is newer than
     # last_ts (steady state) they stand in for the look-up of the previous readings, and no reading
@@ -292,7 +342,7 @@ v AS (
 sc AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.hi AS hi0, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
            pe.win_values AS st_values,
-           coalesce(pe.win_n = :before AND s.lo > pe.last_ts AND pe.win_values IS NOT NULL
+           coalesce(pe.win_n = :before AND pe.win_seconds IS NULL AND s.lo > pe.last_ts AND pe.win_values IS NOT NULL
                     AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
@@ -409,8 +459,9 @@ up AS (
     INSERT INTO policy_evaluations AS pe (asset_id, policy_id, evaluated_at, value, points, firing, last_ts, firing_since,
                                           win_seconds, win_n, win_sums, win_values)
     SELECT asset_id, :policy_id, :now, CASE WHEN points >= :min_points THEN value END, points, firing, ts,
-           CASE WHEN firing THEN ts END, CASE WHEN st IS NOT NULL THEN :win_seconds END,
-           CASE WHEN st IS NOT NULL THEN points WHEN vals IS NOT NULL THEN :before END, st, vals
+           CASE WHEN firing THEN ts END,
+           CASE WHEN st IS NOT NULL THEN :win_seconds WHEN vals IS NOT NULL THEN CAST(:vals_seconds AS int) END,
+           CASE WHEN st IS NOT NULL THEN points WHEN vals IS NOT NULL THEN :vals_n END, st, vals
     FROM newest
     ON CONFLICT (asset_id, policy_id) DO UPDATE SET
         evaluated_at = excluded.evaluated_at, value = excluded.value, points = excluded.points,
@@ -460,7 +511,7 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
         values = _running(kind, incremental=record)
     elif record and policy.rule_type in ("flat_line", "consecutive"):
-        values = _VALUES[{"flat_line": "flat_line_newest", "consecutive": "consecutive_live"}[policy.rule_type]]
+        values = _VALUES[{"flat_line": "flat_line_live", "consecutive": "consecutive_live"}[policy.rule_type]]
     else:
         values = _VALUES[policy.rule_type]
     reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
@@ -476,18 +527,25 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
 def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: bool = False,
            clear_forced: bool = False) -> dict:
     window = timedelta(minutes=policy.window_minutes or 0)
+    cover = window - window / max(policy.min_points, 1)
+    bucket_s = max(int(window.total_seconds()) // 6, 1)  # flat_line's stored buckets
     return {
         "policy_id": policy.id, "asset_type": policy.asset_type,
         "metric_ids": list(policy.metric_ids) if policy.metric_ids else None,
         "threshold": policy.threshold, "clear_threshold": policy.clear_threshold,
         "force_threshold": threshold_forced, "force_clear": clear_forced,
         "window": window, "window_frame": max(window - _MICRO, timedelta(0)),
-        "cover": window - window / max(policy.min_points, 1),
+        "cover": cover,
         "before": max(policy.min_points - 1, 0), "min_points": policy.min_points,
         "pending": policy.for_minutes > 0, "live": live, "now": now, "until": now,
         "live_statuses": list(AlertStatus.LIVE),
         "win_seconds": int(window.total_seconds()), "spread": policy.rule_type == "rate_of_change",
-        "window_us": int(window.total_seconds()) * 1_000_000,
+        "window_us": window // _MICRO, "cover_us": cover // _MICRO,
+        "bucket_s": bucket_s, "bucket_us": bucket_s * 1_000_000,
+        # what win_seconds / win_n say of the stored values (win_values): consecutive, N - 1;
+        # flat_line, its window and bucket
+        "vals_seconds": int(window.total_seconds()) if policy.rule_type == "flat_line" else None,
+        "vals_n": bucket_s if policy.rule_type == "flat_line" else max(policy.min_points - 1, 0),
     }
 
 

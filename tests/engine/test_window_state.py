@@ -129,3 +129,37 @@ def test_sharded_run_equals_one_transaction(pg):
                          pg.execute("SELECT count(*), sum(readings) FROM rule_runs").fetchone()))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][1][0] == 1  # one run record, not one per shard
+
+
+def test_flat_line_buckets_equal_reading_the_whole_window(pg):
+    """F1 (live) keeps its window's max, min, first reading and count by buckets of window / 6:
+    run after run, the values, stored buckets and alerts must be those of runs that read the whole
+    window every time (the state wiped before each run) — a sensor stuck for 50 minutes, noisy
+    before and after, readings 1-90 s apart so the window's first bucket is usually partial."""
+    rnd = random.Random(5)
+    asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
+    rows, t = [], 0
+    while t < 2 * 3600 - 100:
+        t += rnd.randint(1, 90)
+        stuck = 40 * 60 <= t < 90 * 60
+        rows.append((t, 15.123 if stuck else round(15 + 3 * rnd.random() + rnd.choice([0.1, 0.3, 0.7]), 3)))
+    cuts = sorted({*rnd.sample(range(1, len(rows)), 30), next(i for i, (s, _) in enumerate(rows) if s >= 80 * 60)})
+    outcomes = []
+    for wipe in (False, True):
+        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+        states = []
+        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
+            put(pg, asset, metric, [(START + timedelta(seconds=s), v) for s, v in rows[a:b]])
+            if wipe:
+                pg.execute("UPDATE policy_evaluations SET win_values = NULL")
+            evaluate(START + timedelta(seconds=rows[b - 1][0]), codes=None)
+            states.append(_state(pg, "F1"))
+        outcomes.append((states, _alerts(pg, "F1")))
+    (inc_states, inc_alerts), (full_states, full_alerts) = outcomes
+    assert inc_states == full_states
+    assert inc_alerts == full_alerts
+    assert len(inc_alerts) == 1 and inc_alerts[0][1] is not None, "stuck, then cleared when it moved again"
+    buckets = inc_states[-1][0][7]
+    assert inc_states[-1][0][3:5] == (1800, 300) and 5 <= len(buckets) <= 6
+    assert all(b[0] == inc_states[-1][0][7][0][0] for b in buckets)  # the metric, in every bucket
+    assert sum(b[5] for b in buckets) <= inc_states[-1][0][2]  # whole buckets: part of the window's readings
