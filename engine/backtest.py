@@ -81,12 +81,10 @@ ORDER BY asset_id, start
 # A reading can fire only if its window (t - window, t] meets a B hour: the B runs widened by the
 # window (`pf`) hold every reading that can fire. Each island runs from a `pf` interval to the
 # first reading whose window lies in C hours after it (`scr`: a C run from its start + window):
-# the first reading there — a probe of the hot tier's index, or, in the cold tier, the times of
-# that hour's readings alone, at their place in the day's row given by the roll-up's counts
-# (decoding the whole day would cost more than the island; if the counts are off, late readings
-# not folded yet, the probe only finds nothing) — or else the end of the next whole C hour, which
-# holds at least one reading (a roll-up row has n >= 1). An island without such an end before the
-# next `pf` interval merges with it (the last runs to `to`).
+# the first reading there — a probe of the hot tier's index, or, in the cold tier, that hour's
+# readings alone (telemetry_cold_range: the row's hour index, migration 0010) — or else the end
+# of the next whole C hour, which holds at least one reading (a roll-up row has n >= 1). An
+# island without such an end before the next `pf` interval merges with it (the last runs to `to`).
 # `d`: a bound on how far the statement's average can lie above the window's largest reading (or
 # below its smallest): it sums the readings as integer millionths, round(v * 1e6), so by at most
 # half a millionth, plus the float8 roundings (of v * 1e6, of the quotient; bounded generously by
@@ -181,16 +179,8 @@ ends AS MATERIALIZED (  -- where each pf interval's island can end: a surely cle
     SELECT m.asset_id, m.metric_id, m.lo, CASE WHEN m.next_kind = 'S' THEN coalesce(
                (SELECT min(t.ts) FROM telemetry t WHERE t.asset_id = m.asset_id AND t.metric_id = m.metric_id
                   AND t.ts >= m.next_lo AND t.ts < least(m.next_hi, date_trunc('hour', m.next_lo, 'UTC') + interval '1 hour')),
-               (SELECT min(x.ts) FROM telemetry_cold c
-                CROSS JOIN LATERAL (  -- the readings of the day before that hour, and in it (roll-up)
-                    SELECT coalesce(sum(h.n) FILTER (WHERE h.hour < date_trunc('hour', m.next_lo, 'UTC')), 0) AS before,
-                           coalesce(sum(h.n) FILTER (WHERE h.hour = date_trunc('hour', m.next_lo, 'UTC')), 0) AS n
-                    FROM telemetry_hourly h WHERE h.asset_id = m.asset_id AND h.metric_id = m.metric_id
-                      AND h.hour >= c.day AND h.hour <= date_trunc('hour', m.next_lo, 'UTC')) b
-                CROSS JOIN LATERAL (SELECT coalesce(sum(d.d::float8), 0) AS us FROM unnest(c.dts[1:b.before]) d(d)) z
-                CROSS JOIN LATERAL (  -- their times, decoded as telemetry_cold_points does (exact sums)
-                    SELECT c.day + interval '1 microsecond' * (z.us + sum(u.d::float8) OVER (ORDER BY u.i)) AS ts
-                    FROM unnest(c.dts[b.before + 1:b.before + b.n]) WITH ORDINALITY u(d, i)) x
+               (SELECT min(x.ts) FROM telemetry_cold c  -- the hour of next_lo in the day's row, alone
+                CROSS JOIN LATERAL telemetry_cold_range(c.day, c.dts, c.vals, c.milli, c.hours, m.next_lo, m.next_lo) x
                 WHERE c.asset_id = m.asset_id AND c.metric_id = m.metric_id AND c.day = date_trunc('day', m.next_lo, 'UTC')
                   AND x.ts >= m.next_lo AND x.ts < least(m.next_hi, date_trunc('hour', m.next_lo, 'UTC') + interval '1 hour')),
                CASE WHEN date_trunc('hour', m.next_lo, 'UTC') + interval '2 hours' <= m.next_hi

@@ -38,10 +38,13 @@ MONTH_PARTITION = re.compile(r"^(telemetry_hourly|telemetry_cold)_p(\d{6})$")
 # values, or, when every value has at most 3 decimals (checked: v = round(v * 1000) / 1000, not
 # -0, |v| < 1e12), the deltas of value × 1000 (`milli`), small integers that compress ~3 times
 # better. Grouped by hashing (no sort of the whole day), each (asset, metric) sorted alone.
+# The row's hour index (migration 0010) is computed here too, in the encoding workers: the
+# trigger that would compute it at the move (one connection) then has nothing to do.
 _ENCODE = (
-    "INSERT INTO {target} (asset_id, metric_id, day, n, dts, vals, milli) "
+    "INSERT INTO {target} (asset_id, metric_id, day, n, dts, vals, milli, hours) "
     "SELECT g.asset_id, g.metric_id, CAST(:day AS timestamptz), cardinality(g.t), x.dts, "
-    "       CASE WHEN x.milli THEN x.mvals ELSE x.vals END, x.milli "
+    "       CASE WHEN x.milli THEN x.mvals ELSE x.vals END, x.milli, "
+    "       telemetry_cold_hours(x.dts, CASE WHEN x.milli THEN x.mvals ELSE x.vals END, x.milli) "
     "FROM (SELECT asset_id, metric_id, array_agg(ts) AS t, array_agg(value) AS v FROM {src} s "
     "      GROUP BY asset_id, metric_id) g "
     "CROSS JOIN LATERAL (SELECT array_agg(y.d ORDER BY y.ts) AS dts, array_agg(y.v ORDER BY y.ts) AS vals, "
@@ -256,6 +259,11 @@ def compact_day(session: Session, *, day: datetime, workers: int = 1) -> int:
     name = f"telemetry_p{day:%Y%m%d}"
     with session.get_bind().connect() as conn:  # the working table, committed before anyone uses it
         conn.execute(text(f"CREATE UNLOGGED TABLE IF NOT EXISTS {STAGE} (LIKE telemetry_cold)"))
+        # a stage made before migration 0010 lacks the hour index the encoding now writes (looked
+        # up first: an ALTER would wait for this very transaction when it compacts a second day)
+        if conn.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{STAGE}'::regclass "
+                             "AND attname = 'hours' AND NOT attisdropped)")).scalar():
+            conn.execute(text(f"ALTER TABLE {STAGE} ADD COLUMN hours double precision[]"))
         conn.commit()
     # writers of that (old) day wait until the commit; readers go on
     session.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))
@@ -269,8 +277,8 @@ def compact_day(session: Session, *, day: datetime, workers: int = 1) -> int:
     session.execute(text("SAVEPOINT move"))
     try:
         moved = session.execute(text(
-            "WITH ins AS (INSERT INTO telemetry_cold (asset_id, metric_id, day, n, dts, vals, milli) "
-            f"SELECT asset_id, metric_id, day, n, dts, vals, milli FROM {STAGE} RETURNING n) "
+            "WITH ins AS (INSERT INTO telemetry_cold (asset_id, metric_id, day, n, dts, vals, milli, hours) "
+            f"SELECT asset_id, metric_id, day, n, dts, vals, milli, hours FROM {STAGE} RETURNING n) "
             "SELECT coalesce(sum(n), 0) FROM ins")).scalar()
         session.execute(text("RELEASE SAVEPOINT move"))
     except IntegrityError:  # some (asset, metric) of that day is in the cold tier already: merge
