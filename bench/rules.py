@@ -3,7 +3,7 @@ last 60 s, as the fleet and the history grow; and one backtest over 30 days.
 
 Run: .venv/bin/python bench/rules.py [--assets 1000] [--hours 1 24] [--fleet 10000]
                                       [--backtest-assets 1000] [--backtest-days 30]
-                                      [--backtest-incidents 3] [--backtest-only]
+                                      [--backtest-incidents 3] [--backtest-only | --eval-only]
                                       [--backtest-keep DIR]
 Uses DATABASE_URL's server or a temporary embedded one, in a throwaway database. Readings are
 generated inside PostgreSQL (generate_series), every 10 s, for the metrics the policies read
@@ -428,13 +428,16 @@ def main() -> None:
     ap.add_argument("--backtest-days", type=int, default=30)
     ap.add_argument("--backtest-incidents", type=int, default=3, help="incidents per unit over --backtest-days")
     ap.add_argument("--backtest-only", action="store_true", help="skip the evaluation figures (sections 1, 2)")
+    ap.add_argument("--eval-only", action="store_true", help="skip the backtest (section 3)")
     ap.add_argument("--backtest-keep", type=Path, metavar="DIR",
                     help="with --backtest-only: keep the backtest's database (embedded server data in DIR) and "
                          "reuse its history in later runs")
     args = ap.parse_args()
     if args.backtest_keep and not args.backtest_only:
         ap.error("--backtest-keep: only with --backtest-only")
-    print(f"machine: {machine()}")
+    if args.eval_only and args.backtest_only:
+        ap.error("--eval-only and --backtest-only exclude each other")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start (the machine is shared)")
     out: dict = {}
     with (bt_kept_database(args.backtest_keep) if args.backtest_keep else throwaway_database()) as url:
         dsn = libpq_url(url)
@@ -485,7 +488,9 @@ def main() -> None:
         drop_readings(dsn)
 
         # 3. backtest: R1 over --backtest-days of stored history of --backtest-assets HVAC units
-        backtest_section(dsn, args, out)
+        if not args.eval_only:
+            backtest_section(dsn, args, out)
+    print(f"load average at the end: {os.getloadavg()}")
     print(json.dumps(out))
 
 
