@@ -441,11 +441,17 @@ def main() -> None:
     out: dict = {}
     with (bt_kept_database(args.backtest_keep) if args.backtest_keep else throwaway_database()) as url:
         dsn = libpq_url(url)
-        ensure_partitions(NOW - timedelta(days=args.backtest_days + 1), NOW + timedelta(days=1))
         if args.backtest_only:  # sections 1 and 2 skipped
+            ensure_partitions(NOW - timedelta(days=args.backtest_days + 1), NOW + timedelta(days=1))
             backtest_section(dsn, args, out)
             print(json.dumps(out))
             return
+
+        # the hot day partitions the maintenance pass keeps (TELEMETRY_HOT_DAYS back, AHEAD_DAYS ahead):
+        # every statement reads telemetry through them, so their number is part of what is measured
+        from engine.maintenance import AHEAD_DAYS
+
+        ensure_partitions(NOW - timedelta(days=HOT_DAYS), NOW + timedelta(days=AHEAD_DAYS))
 
         # 1. history growth at --assets
         add_assets(dsn, args.assets, prefix="BENCH")
@@ -489,6 +495,7 @@ def main() -> None:
 
         # 3. backtest: R1 over --backtest-days of stored history of --backtest-assets HVAC units
         if not args.eval_only:
+            ensure_partitions(NOW - timedelta(days=args.backtest_days + 1), NOW + timedelta(days=1))
             backtest_section(dsn, args, out)
     print(f"load average at the end: {os.getloadavg()}")
     print(json.dumps(out))
