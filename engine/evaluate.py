@@ -241,28 +241,43 @@ scf AS (SELECT * FROM sc WHERE NOT inc),"""
 _HOT_BEFORE = ("SELECT {cols} FROM telemetry t WHERE t.asset_id = s.asset_id AND t.metric_id = s.metric_id "
                "AND t.ts < s.lo ORDER BY t.ts DESC LIMIT :before")
 
-_VALUES = {
-    "threshold": _WINDOWED.replace("{value}", "{agg}(value) OVER w"),
-    # a stuck sensor: the readings must cover the window (the first one at most window / min_points
-    # after its start), or a sensor that just started would look flat. The backtest sweeps every
-    # reading; the live engine looks at the newest reading of what arrived (a sensor-health rule,
-    # like no_data: a flat line lasts, and one aggregate per asset costs 1/180 of a sweep)
-    "flat_line": _WINDOWED.replace(
-        "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:cover AS interval) THEN max(value) OVER w - min(value) OVER w END"),
-    # the N most recent readings at each reading: the new ones and the N - 1 before them
-    "consecutive": """
+
+def _consecutive(*, live: bool) -> str:
+    """The consecutive rule's CTEs ending in `v`: at each reading, the N most recent readings (the
+    new ones and the N - 1 before them, looked up — or, live and incremental, the stored values)."""
+    src = "sr" if live else "scope"
+    state = """
+sc AS (
+    SELECT s.asset_id, s.metric_id, s.lo, s.hi AS hi0, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
+           pe.win_values AS st_values,
+           coalesce(pe.win_n = :before AND pe.win_seconds IS NULL AND s.lo > pe.last_ts AND pe.win_values IS NOT NULL
+                    AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
+    FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
+),
+sr AS (
+    SELECT sc.*, CASE WHEN inc THEN hi0 ELSE """ + _REACH_CONSECUTIVE.format(s="sc", hi="hi0") + """ END AS hi FROM sc
+),"""
+    stored = """
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr,  -- only their order matters
+           s.st_ts - (cardinality(s.st_values) - u.i) * interval '1 microsecond', u.value, false
+    FROM sr s CROSS JOIN LATERAL unnest(s.st_values) WITH ORDINALITY u(value, i)
+    WHERE s.inc"""
+    vals = ("CASE WHEN :before > 0 THEN array_agg(value) OVER l ELSE CAST('{{}}' AS float8[]) END" if live
+            else "NULL::float8[]")
+    return (state if live else "") + """
 prev AS (  -- hot: the N - 1 readings before lo are all in the hot partitions and the cold tier has
            -- nothing newer than the oldest of them (the common case: no call to latest_readings())
     SELECT s.*, h.n = :before AND NOT EXISTS (
                SELECT 1 FROM telemetry_cold c WHERE c.asset_id = s.asset_id AND c.metric_id = s.metric_id
                  AND c.day < s.lo AND c.day + interval '24 hours' > h.oldest) AS hot
-    FROM scope s CROSS JOIN LATERAL (
+    FROM """ + src + """ s CROSS JOIN LATERAL (
         SELECT count(*) AS n, min(x.ts) AS oldest FROM (""" + _HOT_BEFORE.format(cols="t.ts") + """) x) h
-    WHERE :before > 0
+    WHERE :before > 0""" + (" AND NOT s.inc" if live else "") + """
 ),
 pts AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, true AS evaluated
-    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
+    FROM """ + src + """ s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t""" + (stored if live else "") + """
     UNION ALL
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
     FROM prev s CROSS JOIN LATERAL (""" + _HOT_BEFORE.format(cols="t.ts, t.value") + """) p
@@ -275,10 +290,24 @@ pts AS (
 ),
 v AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {agg}(value) OVER w AS value,
-           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st, NULL::float8[] AS vals
+           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st, """ + vals + """ AS vals
     FROM pts
-    WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts ROWS BETWEEN :before PRECEDING AND CURRENT ROW)
-)""",
+    WINDOW o AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts),
+           w AS (o ROWS BETWEEN :before PRECEDING AND CURRENT ROW),
+           l AS (o ROWS BETWEEN greatest(CAST(:before AS int) - 1, 0) PRECEDING AND CURRENT ROW)
+)"""
+
+
+_VALUES = {
+    "threshold": _WINDOWED.replace("{value}", "{agg}(value) OVER w"),
+    # a stuck sensor: the readings must cover the window (the first one at most window / min_points
+    # after its start), or a sensor that just started would look flat. The backtest sweeps every
+    # reading; the live engine looks at the newest reading of what arrived (a sensor-health rule,
+    # like no_data: a flat line lasts, and one aggregate per asset costs 1/180 of a sweep)
+    "flat_line": _WINDOWED.replace(
+        "{value}", "CASE WHEN min(ts) OVER w <= ts - CAST(:cover AS interval) THEN max(value) OVER w - min(value) OVER w END"),
+    # the N most recent readings at each reading: the new ones and the N - 1 before them
+    "consecutive": _consecutive(live=False),
     # the live engine's flat_line at the newest reading, from buckets of window / 6 kept with the
     # state (policy_evaluations.win_values: [metric, bucket, max, min, first reading (epoch µs),
     # readings] per whole bucket after the window's first one). When everything that arrived is
@@ -337,53 +366,8 @@ v AS (
     # state (policy_evaluations.win_values, at last_ts); when everything that arrived is newer than
     # last_ts (steady state) they stand in for the look-up of the previous readings, and no reading
     # after the new ones can exist (nothing to re-evaluate after them). Otherwise (late data, first
-    # run, a changed N) the way above. Each newest reading stores the N - 1 values up to it.
-    "consecutive_live": """
-sc AS (
-    SELECT s.asset_id, s.metric_id, s.lo, s.hi AS hi0, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
-           pe.win_values AS st_values,
-           coalesce(pe.win_n = :before AND pe.win_seconds IS NULL AND s.lo > pe.last_ts AND pe.win_values IS NOT NULL
-                    AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
-    FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
-),
-sr AS (
-    SELECT sc.*, CASE WHEN inc THEN hi0 ELSE """ + _REACH_CONSECUTIVE.format(s="sc", hi="hi0") + """ END AS hi FROM sc
-),
-prev AS (
-    SELECT s.*, h.n = :before AND NOT EXISTS (
-               SELECT 1 FROM telemetry_cold c WHERE c.asset_id = s.asset_id AND c.metric_id = s.metric_id
-                 AND c.day < s.lo AND c.day + interval '24 hours' > h.oldest) AS hot
-    FROM sr s CROSS JOIN LATERAL (
-        SELECT count(*) AS n, min(x.ts) AS oldest FROM (""" + _HOT_BEFORE.format(cols="t.ts") + """) x) h
-    WHERE :before > 0 AND NOT s.inc
-),
-pts AS (
-    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.value, true AS evaluated
-    FROM sr s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
-    UNION ALL
-    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr,  -- only their order matters
-           s.st_ts - (cardinality(s.st_values) - u.i) * interval '1 microsecond', u.value, false
-    FROM sr s CROSS JOIN LATERAL unnest(s.st_values) WITH ORDINALITY u(value, i)
-    WHERE s.inc
-    UNION ALL
-    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
-    FROM prev s CROSS JOIN LATERAL (""" + _HOT_BEFORE.format(cols="t.ts, t.value") + """) p
-    WHERE s.hot
-    UNION ALL
-    SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, p.ts, p.value, false
-    FROM prev s CROSS JOIN LATERAL latest_readings(s.asset_id, s.metric_id, s.lo - interval '1 microsecond',
-                                                    :before) p
-    WHERE NOT s.hot
-),
-v AS (
-    SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, {agg}(value) OVER w AS value,
-           {cagg}(value) OVER w AS cvalue, count(*) OVER w AS points, NULL::numeric[] AS st,
-           CASE WHEN :before > 0 THEN array_agg(value) OVER l ELSE CAST('{{}}' AS float8[]) END AS vals
-    FROM pts
-    WINDOW o AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts),
-           w AS (o ROWS BETWEEN :before PRECEDING AND CURRENT ROW),
-           l AS (o ROWS BETWEEN greatest(CAST(:before AS int) - 1, 0) PRECEDING AND CURRENT ROW)
-)""",
+    # run, a changed N) the look-up way. Each newest reading stores the N - 1 values up to it.
+    "consecutive_live": _consecutive(live=True),
     # each counter reading minus the baseline of the last reset at or before it (never reset: 0)
     "runtime": """
 v AS (
