@@ -220,6 +220,9 @@ def main() -> None:
         r_points = generate_day(dsn, rpart, r_first, r_last, mids, RETENTION_DAY, 600)
         with psycopg.connect(dsn, autocommit=True) as conn:
             r_bytes = relation_bytes(conn, "telemetry", rpart)
+            # a partition past retention was vacuumed long ago; a freshly written one draws
+            # autovacuum now, and the drop's lock would wait deadlock_timeout (1 s) to cancel it
+            conn.execute(f"VACUUM ANALYZE {rpart}")
             conn.execute("CHECKPOINT")
         with session_scope() as s:
             set_state(s, name="rollup_until", at=NOW)  # this pass is about retention
