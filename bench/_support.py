@@ -28,22 +28,38 @@ from db.session import libpq_url, normalize_url, reset_caches, start_embedded, s
 def throwaway_database() -> Iterator[str]:
     """A new database, migrated and seeded, on DATABASE_URL's server or a temporary embedded one;
     dropped afterwards. Sets DATABASE_URL for this process and its children. Yields the URL."""
-    tmpdir = None
+    with bench_database() as url:
+        yield url
+
+
+@contextmanager
+def bench_database(*, keep: tuple[str, Path] | None = None) -> Iterator[str]:
+    """A database migrated and seeded, on DATABASE_URL's server or an embedded one. Without
+    `keep`: a new one (temporary embedded server), dropped afterwards. With keep = (name, pgdata):
+    database `name` kept between runs (created when missing, migrated to head, never dropped),
+    on an embedded server whose data stays in `pgdata` when DATABASE_URL is unset. Sets
+    DATABASE_URL for this process and its children. Yields the URL."""
+    from db.upgrade import upgrade
+
+    tmpdir = pgdata = None
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
-        tmpdir = Path(tempfile.mkdtemp(prefix="m40-bench-"))
-        server_url = start_embedded(tmpdir / "pgdata")
+        if keep:
+            pgdata = keep[1].resolve()
+        else:
+            tmpdir = Path(tempfile.mkdtemp(prefix="m40-bench-"))
+            pgdata = tmpdir / "pgdata"
+        server_url = start_embedded(pgdata)
     admin = libpq_url(server_url)
-    name = f"m40_bench_{uuid.uuid4().hex[:8]}"
+    name = keep[0] if keep else f"m40_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
     url = normalize_url(make_url(normalize_url(admin)).set(database=name).render_as_string(hide_password=False))
     saved = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     reset_caches()
     try:
-        from db.upgrade import upgrade
-
         upgrade()
         yield url
     finally:
@@ -52,12 +68,13 @@ def throwaway_database() -> Iterator[str]:
             os.environ.pop("DATABASE_URL", None)
         else:
             os.environ["DATABASE_URL"] = saved
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if pgdata:
+            stop_embedded(pgdata)
         if tmpdir:
-            stop_embedded(tmpdir / "pgdata")
             shutil.rmtree(tmpdir, ignore_errors=True)
-
 
 def free_port() -> int:
     with socket.socket() as s:

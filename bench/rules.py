@@ -34,14 +34,12 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from _support import libpq_url, machine, throwaway_database
+from _support import bench_database, libpq_url, machine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -173,40 +171,6 @@ def drop_readings(dsn: str) -> None:
 # --- 3. backtest (functions of this section only) -------------------------------------------------
 
 BT_KEPT_DB = "m40_bench_backtest"
-
-
-@contextmanager
-def bt_kept_database(pgdata: Path) -> Iterator[str]:
-    """The backtest's database kept between runs (--backtest-keep): database BT_KEPT_DB on
-    DATABASE_URL's server, or on an embedded server whose data stays in `pgdata`; created when
-    missing, migrated to head and seeded as throwaway_database does, never dropped. Sets
-    DATABASE_URL for this process. Yields the URL."""
-    from db.session import normalize_url, reset_caches, start_embedded, stop_embedded
-    from db.upgrade import upgrade
-
-    server_url = os.environ.get("DATABASE_URL")
-    embedded = not server_url
-    if embedded:
-        server_url = start_embedded(pgdata.resolve())
-    admin = libpq_url(server_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BT_KEPT_DB,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BT_KEPT_DB}"')
-    url = normalize_url(make_url(normalize_url(admin)).set(database=BT_KEPT_DB).render_as_string(hide_password=False))
-    saved = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    reset_caches()
-    try:
-        upgrade()
-        yield url
-    finally:
-        reset_caches()
-        if saved is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = saved
-        if embedded:
-            stop_embedded(pgdata.resolve())
 
 
 def bt_kept_history(dsn: str, key: str) -> bool:
@@ -440,7 +404,7 @@ def main() -> None:
         ap.error("--eval-only and --backtest-only exclude each other")
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start (the machine is shared)")
     out: dict = {}
-    with (bt_kept_database(args.backtest_keep) if args.backtest_keep else throwaway_database()) as url:
+    with bench_database(keep=(BT_KEPT_DB, args.backtest_keep) if args.backtest_keep else None) as url:
         dsn = libpq_url(url)
         if args.backtest_only:  # sections 1 and 2 skipped
             ensure_partitions(NOW - timedelta(days=args.backtest_days + 1), NOW + timedelta(days=1))
