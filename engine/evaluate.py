@@ -124,22 +124,27 @@ v AS (
 # Σx², Σxy, with y the value in millionths (an integer: values are summed to 10⁻⁶, far below any
 # sensor's resolution) and x its time in epoch microseconds. Integer sums are exact whatever the
 # order they are added in (float sums are not). Two ways to the same sums:
-# - full: every reading of (lo - window, hi], running sums, and at each reading its running sum
-#   minus the one before the window's first reading (first_value() of a RANGE frame: O(readings));
+# - full: every reading of (lo - window, hi], and at each the sums over its window frame (a frame
+#   that slides: each reading added once and taken out once, O(readings));
 # - incremental (live engine, steady state): the sums stored at the (asset, policy)'s last
 #   evaluated reading (policy_evaluations.win_*), plus the readings that arrived since, minus those
 #   that left the window: a few readings per asset instead of the whole window. Taken only when the
 #   readings that arrived are all after that reading (no late data before it: then `full`).
 # Both give the same sums, so the live engine, a re-evaluation and the backtest agree exactly.
-_SUM_TERMS = {"threshold_avg": ("y",), "rate_of_change": ("y", "x", "CAST(x AS numeric) * x", "CAST(x AS numeric) * y")}
+# (term, aggregate): bigint sums (isum, migration 0012: bigint arithmetic, an overflow is an error)
+# where they cannot overflow — Σy and Σx over a window; numeric only for Σx² and Σxy
+_SUM_TERMS = {
+    "threshold_avg": (("y", "isum"),),
+    "rate_of_change": (("y", "isum"), ("x", "isum"), ("CAST(x AS numeric) * x", "sum"), ("CAST(x AS numeric) * y", "sum")),
+}
 _Y = "CAST(round(t.value * 1e6) AS bigint)"  # exact integers: round() of a float8 and a bigint cast
 _X = "CAST(round(date_part('epoch', t.ts) * 1e6) AS bigint)"  # epoch seconds as float8 hold microseconds exactly
 
 
-def _full_sums(source: str, terms: tuple[str, ...]) -> str:
-    """CTEs ending in `wfull`: the window sums at every reading of the scope rows in `source`."""
-    running = ", ".join(f"sum({e}) OVER c AS s{i}" for i, e in enumerate(terms))
-    window = ", ".join(f"s{i} - first_value(s{i} - {e}) OVER w AS w{i}" for i, e in enumerate(terms))
+def _full_sums(source: str, terms: tuple[tuple[str, str], ...]) -> str:
+    """CTEs ending in `wfull`: the window sums at every reading of the scope rows in `source`
+    (aggregates over the sliding frame: each reading is added once and taken out once)."""
+    window = ", ".join(f"{agg}({e}) OVER w AS w{i}" for i, (e, agg) in enumerate(terms))
     return f"""
 fpts AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.ts >= s.lo AS evaluated,
@@ -147,16 +152,12 @@ fpts AS (
     FROM {source} s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
          s.lo - CAST(:window_frame AS interval), s.hi) t
 ),
-frun AS (
-    SELECT fpts.*, {running}
-    FROM fpts WINDOW c AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts ROWS UNBOUNDED PRECEDING)
-),
 wfull AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, count(*) OVER w AS n,
            max(ts) FILTER (WHERE evaluated) OVER (PARTITION BY asset_id, metric_id) AS newest_ts,
            first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread,
            CASE WHEN :spread THEN max(x) OVER h END AS half, {window}
-    FROM frun
+    FROM fpts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
                  RANGE BETWEEN CAST(:window_frame AS interval) PRECEDING AND CURRENT ROW),
            h AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
@@ -164,7 +165,7 @@ wfull AS (
 )"""
 
 
-def _incremental_sums(terms: tuple[str, ...]) -> str:
+def _incremental_sums(terms: tuple[tuple[str, str], ...]) -> str:
     """CTEs ending in `winc`: the window sums at the readings that arrived for the scope rows of
     `sc` taken incrementally (inc), from the stored sums (st_n, st at st_ts). Events in time order:
     a reading enters the window at its ts (+), leaves it at ts + window (-); for the slope's spread
@@ -172,8 +173,11 @@ def _incremental_sums(terms: tuple[str, ...]) -> str:
     window old: stored with the sums (half, epoch microseconds), then each reading from ts + window / 2.
     The events carry only what the running sums need (sorting them is most of the work); the
     scope row's columns and stored sums are joined back to the arrived readings afterwards."""
-    deltas = ", ".join(f"sum(sign * ({e})) OVER c AS d{i}" for i, e in enumerate(terms))
-    ws = ", ".join(f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i in range(len(terms)))
+    deltas = ", ".join(f"isum(sign * {e}) OVER c AS d{i}" if agg == "isum"
+                       else f"sum(CASE WHEN sign <> 0 THEN sign * ({e}) END) OVER c AS d{i}"
+                       for i, (e, agg) in enumerate(terms))
+    ws = ", ".join(f"CAST(s.st[{i + 1}] AS bigint) + coalesce(e.d{i}, 0) AS w{i}" if agg == "isum"
+                   else f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i, (_, agg) in enumerate(terms))
     return f"""
 ev AS (
     SELECT s.asset_id, s.metric_id, t.ts AS at, 1 AS kind, t.ts, 1 AS sign, {_Y} AS y, {_X} AS x
@@ -206,11 +210,12 @@ winc AS (
 
 
 _RUNNING_VALUE = {
-    "threshold_avg": "w0 / n / 1e6",
+    "threshold_avg": "CAST(w0 AS float8) / CAST(n * 1000000 AS float8)",  # one rounding: the nearest float
     # least squares, per second -> per hour; readings spread over at least half the window: three
     # readings ten seconds apart say nothing about a trend over 30 minutes (their noise would
     # read as degrees per hour)
-    "rate_of_change": "CASE WHEN spread AND n * w2 - w1 * w1 > 0 THEN (n * w3 - w1 * w0) / (n * w2 - w1 * w1) * 3600 END",
+    "rate_of_change": "CASE WHEN spread AND n * w2 - CAST(w1 AS numeric) * w1 > 0 "
+                      "THEN (n * w3 - CAST(w1 AS numeric) * w0) / (n * w2 - CAST(w1 AS numeric) * w1) * 3600 END",
     # (y in millionths per microsecond of x: the factors of 10⁶ cancel)
 }
 
