@@ -230,7 +230,7 @@ def bt_store_history(dsn: str, *, prefix: str, metric_id: int, start: datetime, 
                 (f"CREATE TABLE {name} (LIKE telemetry INCLUDING DEFAULTS)", {}),
                 (f"INSERT INTO {name} (asset_id, metric_id, ts, value) SELECT u.a, %(mid)s, to_timestamp(k * 10), "
                  f"{h} / 100 FROM {units} u CROSS JOIN generate_series(%(k1)s::bigint, %(k2)s::bigint) k", p),
-                (f"ALTER TABLE {name} ADD CONSTRAINT {name}_pkey PRIMARY KEY (asset_id, metric_id, ts), "
+                (f"ALTER TABLE {name} ADD CONSTRAINT {name}_pkey PRIMARY KEY (asset_id, metric_id, ts) INCLUDE (value), "
                  f"ADD CONSTRAINT {name}_day CHECK (ts >= '{day.isoformat()}' AND ts < '{nxt.isoformat()}')", {}),
                 (f"ALTER TABLE telemetry ATTACH PARTITION {name} "
                  f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')", {}),

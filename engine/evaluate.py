@@ -141,10 +141,16 @@ _Y = "CAST(round(t.value * 1e6) AS bigint)"  # exact integers: round() of a floa
 _X = "CAST(round(date_part('epoch', t.ts) * 1e6) AS bigint)"  # epoch seconds as float8 hold microseconds exactly
 
 
-def _full_sums(source: str, terms: tuple[tuple[str, str], ...]) -> str:
+def _full_sums(source: str, terms: tuple[tuple[str, str], ...], *, slope: bool, record: bool) -> str:
     """CTEs ending in `wfull`: the window sums at every reading of the scope rows in `source`
-    (aggregates over the sliding frame: each reading is added once and taken out once)."""
+    (aggregates over the sliding frame: each reading is added once and taken out once). Only
+    what is used is computed: the slope's spread test for a slope; the newest reading (where the
+    sums are stored) when recording."""
     window = ", ".join(f"{agg}({e}) OVER w AS w{i}" for i, (e, agg) in enumerate(terms))
+    newest = ("max(ts) FILTER (WHERE evaluated) OVER (PARTITION BY asset_id, metric_id)" if record
+              else "CAST(NULL AS timestamptz)")
+    spread = ("first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread, max(x) OVER h AS half" if slope
+              else "NULL::boolean AS spread, NULL::bigint AS half")
     return f"""
 fpts AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr, t.ts, t.ts >= s.lo AS evaluated,
@@ -154,9 +160,7 @@ fpts AS (
 ),
 wfull AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, count(*) OVER w AS n,
-           max(ts) FILTER (WHERE evaluated) OVER (PARTITION BY asset_id, metric_id) AS newest_ts,
-           first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread,
-           CASE WHEN :spread THEN max(x) OVER h END AS half, {window}
+           {newest} AS newest_ts, {spread}, {window}
     FROM fpts
     WINDOW w AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts
                  RANGE BETWEEN CAST(:window_frame AS interval) PRECEDING AND CURRENT ROW),
@@ -228,7 +232,7 @@ def _running(kind: str, *, incremental: bool) -> str:
     ws = ", ".join(f"w{i}" for i in range(len(terms)))
     half = ", half" if kind == "rate_of_change" else ""
     if not incremental:
-        return _full_sums("scope", terms) + ",\n" + out.format(value=value, src="wfull", ws=ws, half=half)
+        return _full_sums("scope", terms, slope=kind == "rate_of_change", record=False) + ",\n" + out.format(value=value, src="wfull", ws=ws, half=half)
     return (
         """
 sc AS (  -- incremental when the stored sums are for this window and everything that arrived is newer
@@ -238,7 +242,7 @@ sc AS (  -- incremental when the stored sums are for this window and everything 
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
 scf AS (SELECT * FROM sc WHERE NOT inc),"""
-        + _full_sums("scf", terms) + "," + _incremental_sums(terms) + ",\n"
+        + _full_sums("scf", terms, slope=kind == "rate_of_change", record=True) + "," + _incremental_sums(terms) + ",\n"
         + out.format(value=value, ws=ws, half=half, src="(SELECT * FROM wfull UNION ALL SELECT * FROM winc) w")
     )
 
