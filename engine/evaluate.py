@@ -135,8 +135,14 @@ v AS (
 # where they cannot overflow — Σy and Σx over a window; numeric only for Σx² and Σxy
 _SUM_TERMS = {
     "threshold_avg": (("y", "isum"),),
-    "rate_of_change": (("y", "isum"), ("x", "isum"), ("CAST(x AS numeric) * x", "sum"), ("CAST(x AS numeric) * y", "sum")),
+    "rate_of_change": (("y", "isum"), ("x", "isum"), ("x * x", "sum"), ("x * y", "sum")),
 }
+
+
+def _numeric(term: str, sign: str = "") -> str:
+    """A product term `a * b` of bigints in numeric (one cast; the sign folded into the bigint)."""
+    a, b = term.split(" * ")
+    return f"CAST({sign}{a} AS numeric) * {b}"
 _Y = "CAST(round(t.value * 1e6) AS bigint)"  # exact integers: round() of a float8 and a bigint cast
 _X = "CAST(round(date_part('epoch', t.ts) * 1e6) AS bigint)"  # epoch seconds as float8 hold microseconds exactly
 
@@ -146,7 +152,7 @@ def _full_sums(source: str, terms: tuple[tuple[str, str], ...], *, slope: bool, 
     (aggregates over the sliding frame: each reading is added once and taken out once). Only
     what is used is computed: the slope's spread test for a slope; the newest reading (where the
     sums are stored) when recording."""
-    window = ", ".join(f"{agg}({e}) OVER w AS w{i}" for i, (e, agg) in enumerate(terms))
+    window = ", ".join(f"{agg}({e if agg == 'isum' else _numeric(e)}) OVER w AS w{i}" for i, (e, agg) in enumerate(terms))
     newest = ("max(ts) FILTER (WHERE evaluated) OVER (PARTITION BY asset_id, metric_id)" if record
               else "CAST(NULL AS timestamptz)")
     spread = ("first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread, max(x) OVER h AS half" if slope
@@ -178,7 +184,7 @@ def _incremental_sums(terms: tuple[tuple[str, str], ...]) -> str:
     The events carry only what the running sums need (sorting them is most of the work); the
     scope row's columns and stored sums are joined back to the arrived readings afterwards."""
     deltas = ", ".join(f"isum(sign * {e}) OVER c AS d{i}" if agg == "isum"
-                       else f"sum(CASE WHEN sign <> 0 THEN sign * ({e}) END) OVER c AS d{i}"
+                       else f"sum(CASE WHEN sign <> 0 THEN {_numeric(e, 'sign * ')} END) OVER c AS d{i}"
                        for i, (e, agg) in enumerate(terms))
     ws = ", ".join(f"CAST(s.st[{i + 1}] AS bigint) + coalesce(e.d{i}, 0) AS w{i}" if agg == "isum"
                    else f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i, (_, agg) in enumerate(terms))
@@ -218,8 +224,8 @@ _RUNNING_VALUE = {
     # least squares, per second -> per hour; readings spread over at least half the window: three
     # readings ten seconds apart say nothing about a trend over 30 minutes (their noise would
     # read as degrees per hour)
-    "rate_of_change": "CASE WHEN spread AND n * w2 - CAST(w1 AS numeric) * w1 > 0 "
-                      "THEN (n * w3 - CAST(w1 AS numeric) * w0) / (n * w2 - CAST(w1 AS numeric) * w1) * 3600 END",
+    "rate_of_change": "CASE WHEN spread THEN (n * w3 - CAST(w1 AS numeric) * w0) "
+                      "/ nullif(greatest(n * w2 - CAST(w1 AS numeric) * w1, 0), 0) * 3600 END",
     # (y in millionths per microsecond of x: the factors of 10⁶ cancel)
 }
 
