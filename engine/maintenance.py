@@ -30,6 +30,7 @@ log = logging.getLogger("engine.maintenance")
 
 AHEAD_DAYS = 3  # day partitions kept ready ahead of today
 MAINTENANCE_LOCK = 7340004  # one pass at a time (scheduler, command line)
+PARTITION_LOCK = 7340005  # one creator of partitions at a time (maintenance and the roll-up run concurrently)
 LOCK_TIMEOUT = "2s"
 DAY_PARTITION = re.compile(r"^telemetry_p(\d{8})$")
 MONTH_PARTITION = re.compile(r"^(telemetry_hourly|telemetry_cold)_p(\d{6})$")
@@ -121,13 +122,38 @@ def _lock_timeout(session: Session) -> None:
     session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
 
 
+def _serialize_creation(session: Session) -> None:
+    """Before creating a partition: wait for any other transaction creating partitions (held to
+    the end of this one). The caller then reads the partitions again: what the other created is
+    committed and listed, not created twice (a DuplicateTable error)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+
+
+def _days(start: datetime, end: datetime) -> list[datetime]:
+    out, day = [], day_start(start)
+    while day <= end:
+        out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def _months(start: datetime, end: datetime) -> list[datetime]:
+    out, m = [], month_start(start)
+    while m <= end:
+        out.append(m)
+        m = next_month(m)
+    return out
+
+
 def ensure_day_partitions(session: Session, *, start: datetime, end: datetime) -> list[str]:
     """Create the missing day partitions of telemetry for the UTC days of [start, end]; readings
     of those days already in telemetry_late move into them. Returns the names created."""
     have = day_partitions(session)
+    if any(d not in have for d in _days(start, end)):
+        _serialize_creation(session)
+        have = day_partitions(session)
     created = []
-    day = day_start(start)
-    while day <= end:
+    for day in _days(start, end):
         if day not in have:
             _lock_timeout(session)
             name, nxt = f"telemetry_p{day:%Y%m%d}", day + timedelta(days=1)
@@ -141,7 +167,6 @@ def ensure_day_partitions(session: Session, *, start: datetime, end: datetime) -
             session.execute(text(f"INSERT INTO {name} SELECT * FROM telemetry_moving"))
             session.execute(text("TRUNCATE telemetry_moving"))
             created.append(name)
-        day += timedelta(days=1)
     return created
 
 
@@ -149,9 +174,11 @@ def ensure_month_partitions(session: Session, *, table: str, start: datetime, en
     """Create the missing monthly partitions of telemetry_hourly or telemetry_cold for [start, end]."""
     assert table in ("telemetry_hourly", "telemetry_cold")
     have = month_partitions(session, table=table)
+    if any(m not in have for m in _months(start, end)):
+        _serialize_creation(session)
+        have = month_partitions(session, table=table)
     created = []
-    m = month_start(start)
-    while m <= end:
+    for m in _months(start, end):
         if m not in have:
             _lock_timeout(session)
             name = f"{table}_p{m:%Y%m}"
@@ -159,7 +186,6 @@ def ensure_month_partitions(session: Session, *, table: str, start: datetime, en
                 f"CREATE TABLE {name} PARTITION OF {table} "
                 f"FOR VALUES FROM ('{m.isoformat()}') TO ('{next_month(m).isoformat()}')"))
             created.append(name)
-        m = next_month(m)
     return created
 
 
