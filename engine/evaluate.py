@@ -131,18 +131,19 @@ v AS (
 #   that left the window: a few readings per asset instead of the whole window. Taken only when the
 #   readings that arrived are all after that reading (no late data before it: then `full`).
 # Both give the same sums, so the live engine, a re-evaluation and the backtest agree exactly.
-# (term, aggregate): bigint sums (isum, migration 0012: bigint arithmetic, an overflow is an error)
-# where they cannot overflow — Σy and Σx over a window; numeric only for Σx² and Σxy
+# (term, aggregate): Σy in bigint (isum, migration 0012: bigint arithmetic, an overflow is an
+# error): values in millionths, |value| < 10⁸ over a day of 1-s readings. The times' sums are
+# numeric: a window of more than ~5,000 readings passes bigint's range with Σx alone (epoch µs).
 _SUM_TERMS = {
     "threshold_avg": (("y", "isum"),),
-    "rate_of_change": (("y", "isum"), ("x", "isum"), ("x * x", "sum"), ("x * y", "sum")),
+    "rate_of_change": (("y", "isum"), ("x", "sum"), ("x * x", "sum"), ("x * y", "sum")),
 }
 
 
 def _numeric(term: str, sign: str = "") -> str:
-    """A product term `a * b` of bigints in numeric (one cast; the sign folded into the bigint)."""
-    a, b = term.split(" * ")
-    return f"CAST({sign}{a} AS numeric) * {b}"
+    """A term `a` or `a * b` of bigints in numeric (one cast; the sign folded into the bigint)."""
+    a, _, b = term.partition(" * ")
+    return f"CAST({sign}{a} AS numeric)" + (f" * {b}" if b else "")
 _Y = "CAST(round(t.value * 1e6) AS bigint)"  # exact integers: round() of a float8 and a bigint cast
 _X = "CAST(round(date_part('epoch', t.ts) * 1e6) AS bigint)"  # epoch seconds as float8 hold microseconds exactly
 

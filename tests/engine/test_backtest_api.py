@@ -173,3 +173,19 @@ def test_backtest_bad_input_is_refused_naming_the_field(pg, api, code, change, s
 def test_backtest_needs_an_operator_key(anon_api):
     r = anon_api.post("/policies/R5/backtest", json={"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"})
     assert r.status_code == 401
+
+
+def test_backtest_of_a_slope_over_a_day_long_window(pg, api):
+    # 8,640 readings in one window: their times summed in epoch microseconds pass bigint's range
+    # (a slope's sums of x stay numeric); a drift of 0.5 °C/h for a day fires a 0.4 °C/h what-if
+    chiller = "CAS-S1-CHILLER_1"
+    start = NOW - timedelta(days=1)
+    put(pg, chiller, "water_temp_out", series([6.0 + 0.5 * i * 10 / 3600 for i in range(8640)], end=NOW - timedelta(seconds=10)))
+    base = {"from": (start + timedelta(hours=6)).isoformat(), "to": NOW.isoformat(), "asset_code": chiller}
+    r = api.post("/policies/D1/backtest", json={**base, "window_minutes": 1440, "threshold": 0.4, "clear_threshold": 0.1})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["alerts"] == 1 and b["firings"][0]["asset_code"] == chiller
+    assert b["firings"][0]["peak"] == pytest.approx(0.5, rel=1e-6)
+    # not above 0.6 °C/h anywhere
+    assert api.post("/policies/D1/backtest", json={**base, "window_minutes": 1440, "threshold": 0.6}).json()["alerts"] == 0
