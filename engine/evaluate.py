@@ -134,26 +134,32 @@ v AS (
 # (term, aggregate): Σy in bigint (isum, migration 0012: bigint arithmetic, an overflow is an
 # error): values in millionths, |value| < 10⁸ over a day of 1-s readings. The times' sums are
 # numeric: a window of more than ~5,000 readings passes bigint's range with Σx alone (epoch µs).
+# A term is the product of its factors (bigint columns of the readings).
 _SUM_TERMS = {
-    "threshold_avg": (("y", "isum"),),
-    "rate_of_change": (("y", "isum"), ("x", "sum"), ("x * x", "sum"), ("x * y", "sum")),
+    "threshold_avg": (("y",),),
+    "rate_of_change": (("y",), ("x",), ("x", "x"), ("x", "y")),
 }
+_BIGINT_TERMS = {("y",)}  # summed with isum; the others in numeric
 
 
-def _numeric(term: str, sign: str = "") -> str:
-    """A term `a` or `a * b` of bigints in numeric (one cast; the sign folded into the bigint)."""
-    a, _, b = term.partition(" * ")
-    return f"CAST({sign}{a} AS numeric)" + (f" * {b}" if b else "")
+def _term_sum(factors: tuple[str, ...], *, signed: bool = False) -> str:
+    """The aggregate of one term: isum in bigint, or sum in numeric (one cast, the event's sign
+    folded into the bigint before it; events without a sign skipped)."""
+    sign = "sign * " if signed else ""
+    if factors in _BIGINT_TERMS:
+        return f"isum({sign}{' * '.join(factors)})"
+    product = " * ".join([f"CAST({sign}{factors[0]} AS numeric)", *factors[1:]])
+    return f"sum(CASE WHEN sign <> 0 THEN {product} END)" if signed else f"sum({product})"
 _Y = "CAST(round(t.value * 1e6) AS bigint)"  # exact integers: round() of a float8 and a bigint cast
 _X = "CAST(round(date_part('epoch', t.ts) * 1e6) AS bigint)"  # epoch seconds as float8 hold microseconds exactly
 
 
-def _full_sums(source: str, terms: tuple[tuple[str, str], ...], *, slope: bool, record: bool) -> str:
+def _full_sums(source: str, terms: tuple[tuple[str, ...], ...], *, slope: bool, record: bool) -> str:
     """CTEs ending in `wfull`: the window sums at every reading of the scope rows in `source`
     (aggregates over the sliding frame: each reading is added once and taken out once). Only
     what is used is computed: the slope's spread test for a slope; the newest reading (where the
     sums are stored) when recording."""
-    window = ", ".join(f"{agg}({e if agg == 'isum' else _numeric(e)}) OVER w AS w{i}" for i, (e, agg) in enumerate(terms))
+    window = ", ".join(f"{_term_sum(t)} OVER w AS w{i}" for i, t in enumerate(terms))
     newest = ("max(ts) FILTER (WHERE evaluated) OVER (PARTITION BY asset_id, metric_id)" if record
               else "CAST(NULL AS timestamptz)")
     spread = ("first_value(ts) OVER w <= ts - CAST(:window AS interval) / 2 AS spread, max(x) OVER h AS half" if slope
@@ -176,7 +182,7 @@ wfull AS (
 )"""
 
 
-def _incremental_sums(terms: tuple[tuple[str, str], ...]) -> str:
+def _incremental_sums(terms: tuple[tuple[str, ...], ...], *, slope: bool) -> str:
     """CTEs ending in `winc`: the window sums at the readings that arrived for the scope rows of
     `sc` taken incrementally (inc), from the stored sums (st_n, st at st_ts). Events in time order:
     a reading enters the window at its ts (+), leaves it at ts + window (-); for the slope's spread
@@ -184,11 +190,16 @@ def _incremental_sums(terms: tuple[tuple[str, str], ...]) -> str:
     window old: stored with the sums (half, epoch microseconds), then each reading from ts + window / 2.
     The events carry only what the running sums need (sorting them is most of the work); the
     scope row's columns and stored sums are joined back to the arrived readings afterwards."""
-    deltas = ", ".join(f"isum(sign * {e}) OVER c AS d{i}" if agg == "isum"
-                       else f"sum(CASE WHEN sign <> 0 THEN {_numeric(e, 'sign * ')} END) OVER c AS d{i}"
-                       for i, (e, agg) in enumerate(terms))
-    ws = ", ".join(f"CAST(s.st[{i + 1}] AS bigint) + coalesce(e.d{i}, 0) AS w{i}" if agg == "isum"
-                   else f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i, (_, agg) in enumerate(terms))
+    deltas = ", ".join(f"{_term_sum(t, signed=True)} OVER c AS d{i}" for i, t in enumerate(terms))
+    ws = ", ".join(f"CAST(s.st[{i + 1}] AS bigint) + coalesce(e.d{i}, 0) AS w{i}" if t in _BIGINT_TERMS
+                   else f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i, t in enumerate(terms))
+    half_events = f"""
+    UNION ALL
+    SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval) / 2, 0, t.ts, 0, NULL, {_X}
+    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window AS interval) / 2 + interval '1 microsecond',
+                                          s.hi - CAST(:window AS interval) / 2) t
+    WHERE s.inc""" if slope else ""
+    dhalf = "max(x) FILTER (WHERE kind = 0 AND sign = 0) OVER c" if slope else "NULL::bigint"
     return f"""
 ev AS (
     SELECT s.asset_id, s.metric_id, t.ts AS at, 1 AS kind, t.ts, 1 AS sign, {_Y} AS y, {_X} AS x
@@ -198,16 +209,11 @@ ev AS (
     SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval), 0, t.ts, -1, {_Y}, {_X}
     FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window_frame AS interval),
                                           s.hi - CAST(:window AS interval)) t
-    WHERE s.inc
-    UNION ALL
-    SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval) / 2, 0, t.ts, 0, NULL, {_X}
-    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window AS interval) / 2 + interval '1 microsecond',
-                                          s.hi - CAST(:window AS interval) / 2) t
-    WHERE s.inc AND :spread
+    WHERE s.inc{half_events}
 ),
 erun AS (
     SELECT asset_id, metric_id, ts, kind, x, sum(sign) OVER c AS dn, {deltas},
-           CASE WHEN :spread THEN max(x) FILTER (WHERE kind = 0 AND sign = 0) OVER c END AS dhalf,
+           {dhalf} AS dhalf,
            max(ts) FILTER (WHERE kind = 1) OVER (PARTITION BY asset_id, metric_id) AS newest_ts
     FROM ev WINDOW c AS (PARTITION BY asset_id, metric_id ORDER BY at, kind ROWS UNBOUNDED PRECEDING)
 ),
@@ -249,7 +255,8 @@ sc AS (  -- incremental when the stored sums are for this window and everything 
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
 scf AS (SELECT * FROM sc WHERE NOT inc),"""
-        + _full_sums("scf", terms, slope=kind == "rate_of_change", record=True) + "," + _incremental_sums(terms) + ",\n"
+        + _full_sums("scf", terms, slope=kind == "rate_of_change", record=True) + ","
+        + _incremental_sums(terms, slope=kind == "rate_of_change") + ",\n"
         + out.format(value=value, ws=ws, half=half, src="(SELECT * FROM wfull UNION ALL SELECT * FROM winc) w")
     )
 
@@ -341,30 +348,29 @@ sc AS (
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
 parts AS (
-    SELECT s.asset_id, s.metric_id, s.hi, CAST(s.st[i][2] AS bigint) AS b, s.st[i][3] AS top, s.st[i][4] AS bottom,
+    SELECT s.asset_id, s.metric_id, s.hi, s.pb, CAST(s.st[i][2] AS bigint) AS b, s.st[i][3] AS top, s.st[i][4] AS bottom,
            CAST(s.st[i][5] AS bigint) AS first_us, CAST(s.st[i][6] AS bigint) AS n
     FROM sc s CROSS JOIN LATERAL generate_subscripts(s.st, 1) i
     WHERE s.inc AND s.st[i][2] > s.pb
     UNION ALL
-    SELECT s.asset_id, s.metric_id, s.hi, s.pb, p.top, p.bottom, p.first_us, p.n
+    SELECT s.asset_id, s.metric_id, s.hi, s.pb, s.pb, p.top, p.bottom, p.first_us, p.n
     FROM sc s CROSS JOIN LATERAL (
         SELECT max(t.value) AS top, min(t.value) AS bottom, min(""" + _X + """) AS first_us, count(*) AS n
         FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval),
                       least(to_timestamp((s.pb + 1) * :bucket_s) - interval '1 microsecond', s.st_ts)) t) p
     WHERE s.inc AND p.n > 0
     UNION ALL
-    SELECT asset_id, metric_id, hi, x / :bucket_us, max(value), min(value), min(x), count(*)
-    FROM (SELECT s.asset_id, s.metric_id, s.hi, t.value, """ + _X + """ AS x
+    SELECT asset_id, metric_id, hi, pb, x / :bucket_us, max(value), min(value), min(x), count(*)
+    FROM (SELECT s.asset_id, s.metric_id, s.hi, s.pb, t.value, """ + _X + """ AS x
           FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
                CASE WHEN s.inc THEN greatest(s.st_ts + interval '1 microsecond', s.hi - CAST(:window_frame AS interval))
                     ELSE s.hi - CAST(:window_frame AS interval) END, s.hi) t) r
-    GROUP BY 1, 2, 3, 4
+    GROUP BY 1, 2, 3, 4, 5
 ),
-buckets AS (
-    SELECT p.asset_id, p.metric_id, p.hi, p.b, max(p.top) AS top, min(p.bottom) AS bottom, min(p.first_us) AS first_us,
-           sum(p.n) AS n, p.b > s.pb AS whole
-    FROM parts p JOIN sc s ON s.asset_id = p.asset_id AND s.metric_id = p.metric_id AND s.hi = p.hi
-    GROUP BY p.asset_id, p.metric_id, p.hi, p.b, s.pb
+buckets AS (  -- (pb: the window's first bucket, carried from sc)
+    SELECT asset_id, metric_id, hi, b, max(top) AS top, min(bottom) AS bottom, min(first_us) AS first_us,
+           sum(n) AS n, b > pb AS whole
+    FROM parts GROUP BY asset_id, metric_id, hi, pb, b
 ),
 f AS (
     SELECT asset_id, metric_id, hi, max(top) AS top, min(bottom) AS bottom, min(first_us) AS first_us, sum(n) AS n,
@@ -539,7 +545,7 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         "before": max(policy.min_points - 1, 0), "min_points": policy.min_points,
         "pending": policy.for_minutes > 0, "live": live, "now": now, "until": now,
         "live_statuses": list(AlertStatus.LIVE),
-        "win_seconds": int(window.total_seconds()), "spread": policy.rule_type == "rate_of_change",
+        "win_seconds": int(window.total_seconds()),
         "window_us": window // _MICRO, "cover_us": cover // _MICRO,
         "bucket_s": bucket_s, "bucket_us": bucket_s * 1_000_000,
         # what win_seconds / win_n say of the stored values (win_values): consecutive, N - 1;
