@@ -193,12 +193,20 @@ def _incremental_sums(terms: tuple[tuple[str, ...], ...], *, slope: bool) -> str
     deltas = ", ".join(f"{_term_sum(t, signed=True)} OVER c AS d{i}" for i, t in enumerate(terms))
     ws = ", ".join(f"CAST(s.st[{i + 1}] AS bigint) + coalesce(e.d{i}, 0) AS w{i}" if t in _BIGINT_TERMS
                    else f"s.st[{i + 1}] + coalesce(e.d{i}, 0) AS w{i}" for i, t in enumerate(terms))
+    # The stored `half` need not be the newest such reading, only one (a lower bound): the test
+    # asks whether it is newer than t - window. While the stored one passes it for the newest
+    # reading that arrived (hi), it passes it for every reading of the run, and no half event is
+    # read (in steady state: about one run in window / 2 minutes reads them). Otherwise the
+    # readings after it (none can matter older than st_ts - window) give the newest exactly.
+    st_half = f"CAST(s.st[{len(terms) + 1}] AS bigint)"
     half_events = f"""
     UNION ALL
     SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval) / 2, 0, t.ts, 0, NULL, {_X}
-    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window AS interval) / 2 + interval '1 microsecond',
-                                          s.hi - CAST(:window AS interval) / 2) t
-    WHERE s.inc""" if slope else ""
+    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
+         greatest(s.st_ts - CAST(:window AS interval),
+                  CAST('epoch' AS timestamptz) + coalesce({st_half}, 0) * interval '1 microsecond') + interval '1 microsecond',
+         s.hi - CAST(:window AS interval) / 2) t
+    WHERE s.inc AND NOT coalesce({st_half} > {_X.replace("t.ts", "s.hi")} - :window_us, false)""" if slope else ""
     dhalf = "max(x) FILTER (WHERE kind = 0 AND sign = 0) OVER c" if slope else "NULL::bigint"
     return f"""
 ev AS (
@@ -239,7 +247,10 @@ _RUNNING_VALUE = {
 
 def _running(kind: str, *, incremental: bool) -> str:
     value, terms = _RUNNING_VALUE[kind], _SUM_TERMS[kind]
-    out = "v AS (SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, CAST({value} AS float8) AS value, " \
+    # a slope is computed once per reading (a CTE referenced once is inlined: the classes would
+    # compute it again for each test of it)
+    out = "v AS " + ("MATERIALIZED " if kind == "rate_of_change" else "") + \
+          "(SELECT asset_id, metric_id, site_id, thr, cthr, ts, evaluated, CAST({value} AS float8) AS value, " \
           "NULL::float8 AS cvalue, n AS points, CASE WHEN ts = newest_ts THEN ARRAY[{ws}{half}] END AS st, " \
           "NULL::float8[] AS vals FROM {src})"  # the sums are stored at the newest reading only
     ws = ", ".join(f"w{i}" for i in range(len(terms)))
