@@ -279,24 +279,42 @@ _HOT_BEFORE = ("SELECT {cols} FROM telemetry t WHERE t.asset_id = s.asset_id AND
 def _consecutive(*, live: bool) -> str:
     """The consecutive rule's CTEs ending in `v`: at each reading, the N most recent readings (the
     new ones and the N - 1 before them, looked up — or, live and incremental, the stored values)."""
-    src = "sr" if live else "scope"
+    src = "(SELECT * FROM sq WHERE NOT quiet)" if live else "scope"
     state = """
 sc AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.hi AS hi0, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
-           pe.win_values AS st_values,
+           pe.win_values AS st_values, coalesce(pe.firing, false) AS st_firing,
            coalesce(pe.win_n = :before AND pe.win_seconds IS NULL AND s.lo > pe.last_ts AND pe.win_values IS NOT NULL
                     AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
 sr AS (
     SELECT sc.*, CASE WHEN inc THEN hi0 ELSE """ + _REACH_CONSECUTIVE.format(s="sc", hi="hi0") + """ END AS hi FROM sc
+),
+sq AS (  -- quiet: incremental, no live alert, not firing, and no reading that arrived satisfies the
+         -- condition (each reading is one of its own N): nothing can fire, only the newest matters
+    SELECT s.*, coalesce(q.n > 0 AND NOT q.any, false) AS quiet, q.n AS n_new, q.newest, q.vals AS new_values
+    FROM sr s LEFT JOIN LATERAL (
+        SELECT count(*) AS n, coalesce(bool_or(t.value {op} s.thr), false) AS any, max(t.ts) AS newest,
+               array_agg(t.value ORDER BY t.ts) AS vals
+        FROM readings(s.asset_id, s.metric_id, s.lo, s.hi) t
+        WHERE s.inc AND NOT s.st_firing AND NOT EXISTS (
+            SELECT 1 FROM alerts x WHERE x.asset_id = s.asset_id AND x.policy_id = :policy_id
+              AND x.status = ANY(:live_statuses))) q ON true
 ),"""
+    quiet = """
+    UNION ALL  -- a quiet series: its newest reading, over the stored values and what arrived
+    SELECT asset_id, metric_id, site_id, thr, cthr, newest, true, (SELECT {agg}(u) FROM unnest(l) u),
+           (SELECT {cagg}(u) FROM unnest(l) u), cardinality(l), NULL::numeric[],
+           CASE WHEN :before > 0 THEN vs[greatest(cardinality(vs) - :before + 1, 1):] ELSE CAST('{{}}' AS float8[]) END
+    FROM (SELECT q.*, vs[greatest(cardinality(vs) - :before, 1):] AS l
+          FROM (SELECT sq.*, st_values || new_values AS vs FROM sq WHERE quiet) q) q"""
     stored = """
     UNION ALL
     SELECT s.asset_id, s.metric_id, s.lo, s.site_id, s.thr, s.cthr,  -- only their order matters
            s.st_ts - (cardinality(s.st_values) - u.i) * interval '1 microsecond', u.value, false
-    FROM sr s CROSS JOIN LATERAL unnest(s.st_values) WITH ORDINALITY u(value, i)
-    WHERE s.inc"""
+    FROM sq s CROSS JOIN LATERAL unnest(s.st_values) WITH ORDINALITY u(value, i)
+    WHERE s.inc AND NOT s.quiet"""
     vals = ("CASE WHEN :before > 0 THEN array_agg(value) OVER l ELSE CAST('{{}}' AS float8[]) END" if live
             else "NULL::float8[]")
     return (state if live else "") + """
@@ -328,7 +346,7 @@ v AS (
     FROM pts
     WINDOW o AS (PARTITION BY asset_id, metric_id, lo ORDER BY ts),
            w AS (o ROWS BETWEEN :before PRECEDING AND CURRENT ROW),
-           l AS (o ROWS BETWEEN greatest(CAST(:before AS int) - 1, 0) PRECEDING AND CURRENT ROW)
+           l AS (o ROWS BETWEEN greatest(CAST(:before AS int) - 1, 0) PRECEDING AND CURRENT ROW)""" + (quiet if live else "") + """
 )"""
 
 
@@ -490,15 +508,17 @@ up AS (
 )
 SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instants,
        pe.firing_since, pe.last_ts AS pe_last_ts, la.id AS alert_id, la.started_at, la.peak AS alert_peak,
-       (SELECT count(*) FROM k) + (SELECT count(*) FROM up) * 0 AS readings
+       (SELECT count(*) FROM k) + {quiet} + (SELECT count(*) FROM up) * 0 AS readings
 FROM seg s
 LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 LEFT JOIN alerts la ON la.asset_id = s.asset_id AND la.policy_id = :policy_id AND la.status = ANY(:live_statuses)
 WHERE la.id IS NOT NULL OR s.fired
 UNION ALL  -- one row that always comes back: how many readings were evaluated
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM k)
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM k) + {quiet}
 ORDER BY 1 NULLS FIRST, 3
 """
+# readings a quiet series received besides the newest one (evaluated at once: none can fire)
+_QUIET_READINGS = "(SELECT CAST(coalesce(sum(n_new - 1), 0) AS bigint) FROM sq WHERE quiet)"
 
 _SEGMENTS = """
 SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instants FROM seg s
@@ -532,12 +552,13 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
     else:
         values = _VALUES[policy.rule_type]
     reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
+    quiet = record and policy.rule_type == "consecutive"  # its quiet series stand for all they received
     return (
         "WITH " + _SCOPE.format(ranges=ranges, reach=reach) + ","
-        + values.format(agg=agg, cagg=cagg) + ","
+        + values.format(agg=agg, cagg=cagg, op=op) + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
-        + (_RECORD if record else _SEGMENTS)
+        + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else "0") if record else _SEGMENTS)
     )
 
 

@@ -100,6 +100,24 @@ def test_incremental_sums_equal_full_sums_on_arbitrary_values(pg):
         assert inc_alerts, f"{code}: the stream should fire at least once (else this test proves little)"
 
 
+def test_quiet_runs_of_a_consecutive_rule_equal_reading_everything(pg):
+    """A run where no reading that arrived satisfies R2's condition (> 7) takes only the newest
+    reading of the series (quiet: none can fire). Batches that are almost all quiet, a planted
+    streak of 6 readings > 7 and a reading at 7 exactly must give the state and alerts of one run
+    over everything."""
+    rnd = random.Random(5)
+    rows = _stream(rnd, 2.0, 4.0)  # 2.1 .. 6.7: below 7
+    middle = len(rows) // 2
+    rows[middle:middle + 6] = [(t, 7.5 + i / 10) for i, (t, _) in enumerate(rows[middle:middle + 6])]
+    rows[middle + 20] = (rows[middle + 20][0], 7.0)  # at the threshold: not above it
+    cuts = sorted(rnd.sample(range(1, len(rows)), 40))
+    (inc_state, inc_alerts), (full_state, full_alerts) = _used_incremental_then_full(pg, "R2", rows, cuts)
+    assert inc_state == full_state
+    assert inc_state[0][7] == [v for _, v in rows[-4:]] and inc_state[0][6] is False
+    assert inc_alerts == full_alerts and len(inc_alerts) == 1
+    assert inc_alerts[0][2] == pytest.approx(7.6)  # peak: the worst 5 (7.6 .. 8.0) are all above 7.6
+
+
 @pytest.mark.parametrize(("code", "back"), [("R1", 40), ("R2", 40), ("R2", 3)])
 def test_late_reading_falls_back_to_reading_the_window(pg, code, back):
     """A reading older than the stored state's reading changes windows (or last N readings) the
