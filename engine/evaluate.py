@@ -182,7 +182,7 @@ wfull AS (
 )"""
 
 
-def _incremental_sums(terms: tuple[tuple[str, ...], ...], *, slope: bool) -> str:
+def _incremental_sums(terms: tuple[tuple[str, ...], ...], *, slope: bool, src: str = "sc") -> str:
     """CTEs ending in `winc`: the window sums at the readings that arrived for the scope rows of
     `sc` taken incrementally (inc), from the stored sums (st_n, st at st_ts). Events in time order:
     a reading enters the window at its ts (+), leaves it at ts + window (-); for the slope's spread
@@ -202,7 +202,7 @@ def _incremental_sums(terms: tuple[tuple[str, ...], ...], *, slope: bool) -> str
     half_events = f"""
     UNION ALL
     SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval) / 2, 0, t.ts, 0, NULL, {_X}
-    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
+    FROM {src} s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
          greatest(s.st_ts - CAST(:window AS interval),
                   CAST('epoch' AS timestamptz) + coalesce({st_half}, 0) * interval '1 microsecond') + interval '1 microsecond',
          s.hi - CAST(:window AS interval) / 2) t
@@ -211,11 +211,11 @@ def _incremental_sums(terms: tuple[tuple[str, ...], ...], *, slope: bool) -> str
     return f"""
 ev AS (
     SELECT s.asset_id, s.metric_id, t.ts AS at, 1 AS kind, t.ts, 1 AS sign, {_Y} AS y, {_X} AS x
-    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t
+    FROM {src} s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t
     WHERE s.inc
     UNION ALL
     SELECT s.asset_id, s.metric_id, t.ts + CAST(:window AS interval), 0, t.ts, -1, {_Y}, {_X}
-    FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window_frame AS interval),
+    FROM {src} s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.st_ts - CAST(:window_frame AS interval),
                                           s.hi - CAST(:window AS interval)) t
     WHERE s.inc{half_events}
 ),
@@ -229,7 +229,7 @@ winc AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, e.ts, e.ts >= s.lo AS evaluated, s.st_n + e.dn AS n,
            e.newest_ts, greatest(s.st[{len(terms) + 1}], e.dhalf) > e.x - :window_us AS spread,
            greatest(s.st[{len(terms) + 1}], e.dhalf) AS half, {ws}
-    FROM erun e JOIN sc s ON s.asset_id = e.asset_id AND s.metric_id = e.metric_id AND s.inc
+    FROM erun e JOIN {src} s ON s.asset_id = e.asset_id AND s.metric_id = e.metric_id AND s.inc
     WHERE e.kind = 1
 )"""
 
@@ -257,19 +257,71 @@ def _running(kind: str, *, incremental: bool) -> str:
     half = ", half" if kind == "rate_of_change" else ""
     if not incremental:
         return _full_sums("scope", terms, slope=kind == "rate_of_change", record=False) + ",\n" + out.format(value=value, src="wfull", ws=ws, half=half)
-    return (
-        """
+    sc = """
 sc AS (  -- incremental when the stored sums are for this window and everything that arrived is newer
-    SELECT s.*, pe.last_ts AS st_ts, pe.win_n AS st_n, pe.win_sums AS st,
+    SELECT s.*, pe.last_ts AS st_ts, pe.win_n AS st_n, pe.win_sums AS st, pe.win_values[1] AS st_bound,
+           coalesce(pe.firing, false) AS st_firing,
            coalesce(pe.win_seconds = :win_seconds AND s.lo > pe.last_ts AND pe.win_n IS NOT NULL
                     AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
-scf AS (SELECT * FROM sc WHERE NOT inc),"""
-        + _full_sums("scf", terms, slope=kind == "rate_of_change", record=True) + ","
-        + _incremental_sums(terms, slope=kind == "rate_of_change") + ",\n"
-        + out.format(value=value, ws=ws, half=half, src="(SELECT * FROM wfull UNION ALL SELECT * FROM winc) w")
-    )
+scf AS (SELECT * FROM sc WHERE NOT inc),""" + _full_sums("scf", terms, slope=kind == "rate_of_change", record=True) + ","
+    if kind == "rate_of_change":
+        return (sc + _incremental_sums(terms, slope=True) + ",\n"
+                + out.format(value=value, ws=ws, half=half, src="(SELECT * FROM wfull UNION ALL SELECT * FROM winc) w"))
+    return sc + _QUIET_AVG + "," + _incremental_sums(terms, slope=False, src="sqs") + ",\n" + _LIVE_AVG.replace("{value}", value)
+
+
+# The live average's quiet series. With the sums, each series stores a bound of the values in its
+# window (win_values[1]: their maximum or more for conditions > and >=, their minimum or less for
+# < and <=). Every window of a reading that arrived lies in the stored window and what arrived,
+# so the average at each is at most (at least) the bound taken with what arrived: when that
+# cannot satisfy the condition (compared as the average is: an integer number of millionths over
+# a float8 division, exact below 2^53), no reading can fire. A quiet series (incremental, no live
+# alert, not firing) is then evaluated at its newest reading only: stored sums + what arrived -
+# what left its window, two aggregates instead of a window over every reading. The others are
+# evaluated reading by reading, and store the bound of the readings of (lo - window, hi] (a
+# superset of the window at their newest reading).
+_QUIET_AVG = """
+sq AS (
+    SELECT s.*, coalesce(q.n > 0 AND NOT (CAST(q.yb AS float8) / CAST(1000000 AS float8) {op} s.thr)
+                         AND abs(q.yb) * (s.st_n + q.n) < 9007199254740992, false) AS quiet,
+           q.n AS n_new, q.y AS y_new, q.newest, q.bound
+    FROM sc s LEFT JOIN LATERAL (
+        SELECT x.*, CAST(round(x.bound * 1e6) AS bigint) AS yb FROM (
+            SELECT count(*) AS n, isum(""" + _Y + """) AS y, max(t.ts) AS newest,
+                   {bound_agg}(s.st_bound, {bound_fn}(t.value)) AS bound
+            FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t
+            WHERE s.inc AND s.st_bound IS NOT NULL AND NOT s.st_firing AND NOT EXISTS (
+                SELECT 1 FROM alerts a WHERE a.asset_id = s.asset_id AND a.policy_id = :policy_id
+                  AND a.status = ANY(:live_statuses))) x) q ON true
+),
+sqs AS (SELECT * FROM sq WHERE NOT quiet),
+bounds AS (
+    SELECT s.asset_id, s.metric_id, b.bound
+    FROM sq s CROSS JOIN LATERAL (
+        SELECT {bound_fn}(t.value) AS bound
+        FROM readings(s.asset_id, s.metric_id, s.lo - CAST(:window_frame AS interval), s.hi) t) b
+    WHERE NOT s.quiet
+)"""
+
+_LIVE_AVG = """
+v AS (
+    SELECT w.asset_id, w.metric_id, w.site_id, w.thr, w.cthr, w.ts, w.evaluated, CAST({value} AS float8) AS value,
+           NULL::float8 AS cvalue, w.n AS points, CASE WHEN w.ts = w.newest_ts THEN ARRAY[w.w0] END AS st,
+           CASE WHEN w.ts = w.newest_ts THEN ARRAY[b.bound] END AS vals
+    FROM (SELECT * FROM wfull UNION ALL SELECT * FROM winc) w
+    LEFT JOIN bounds b ON b.asset_id = w.asset_id AND b.metric_id = w.metric_id
+    UNION ALL  -- a quiet series: its newest reading, from the stored sums, what arrived and what left
+    SELECT asset_id, metric_id, site_id, thr, cthr, newest, true, CAST({value} AS float8), NULL::float8, n,
+           ARRAY[w0], ARRAY[bound]
+    FROM (SELECT q.*, CAST(q.st[1] AS bigint) + q.y_new - coalesce(l.y, 0) AS w0, q.st_n + q.n_new - l.n AS n
+          FROM sq q CROSS JOIN LATERAL (
+              SELECT count(*) AS n, isum(""" + _Y + """) AS y
+              FROM readings(q.asset_id, q.metric_id, q.st_ts - CAST(:window_frame AS interval),
+                            q.newest - CAST(:window AS interval)) t) l
+          WHERE q.quiet) q
+)"""
 
 
 _HOT_BEFORE = ("SELECT {cols} FROM telemetry t WHERE t.asset_id = s.asset_id AND t.metric_id = s.metric_id "
@@ -552,10 +604,12 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
     else:
         values = _VALUES[policy.rule_type]
     reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
-    quiet = record and policy.rule_type == "consecutive"  # its quiet series stand for all they received
+    # quiet series (consecutive, average) stand for every reading they received
+    quiet = record and (policy.rule_type == "consecutive" or (policy.rule_type == "threshold" and agg == "avg"))
     return (
         "WITH " + _SCOPE.format(ranges=ranges, reach=reach) + ","
-        + values.format(agg=agg, cagg=cagg, op=op) + ","
+        + values.format(agg=agg, cagg=cagg, op=op, bound_agg="greatest" if policy.peak_is_max else "least",
+                        bound_fn="max" if policy.peak_is_max else "min") + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
         + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else "0") if record else _SEGMENTS)

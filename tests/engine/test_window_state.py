@@ -55,6 +55,16 @@ def _assert_half_witness(rows, state, half, exact_half) -> None:
     assert (half > last_us - STATE["D1"][0] * 1_000_000) == (exact_half > last_us - STATE["D1"][0] * 1_000_000)
 
 
+def _without_bound(state, rows):
+    """R1's state without its stored bound (win_values[1]), checked to be at least the highest
+    value of the window (15 min) at the stored reading."""
+    (row,) = state
+    last = (row[0] - START).total_seconds()
+    (bound,) = row[7]
+    assert bound >= max(v for t, v in rows if last - 900 < t <= last)
+    return [(*row[:7], None)]
+
+
 def _alerts(pg, code: str):
     return pg.execute(
         "SELECT a.started_at, a.ended_at, a.peak FROM alerts a JOIN policies p ON p.id = a.policy_id "
@@ -89,15 +99,36 @@ def test_incremental_sums_equal_full_sums_on_arbitrary_values(pg):
             inc_state, inc_half = _without_half(inc_state)
             full_state, full_half = _without_half(full_state)
             _assert_half_witness(rows, inc_state, inc_half, full_half)
+        if code == "R1":  # the average's stored bound: any bound of its window's values will do
+            inc_state, full_state = _without_bound(inc_state, rows), _without_bound(full_state, rows)
         assert inc_state == full_state, code
         seconds, values = STATE[code]
         assert inc_state[0][4] is not None and inc_state[0][3] == seconds, code
         if values:  # the last N - 1 values as stored, oldest first
             assert inc_state[0][4] == values and inc_state[0][7] == [v for _, v in rows[-values:]]
-        else:
+        elif code != "R1":
             assert inc_state[0][7] is None
         assert inc_alerts == full_alerts, code
         assert inc_alerts, f"{code}: the stream should fire at least once (else this test proves little)"
+
+
+def test_quiet_runs_of_an_average_equal_reading_everything(pg):
+    """A run where the stored bound of R1's window and what arrived keep every average at or below
+    20 takes only the newest reading (quiet). Batches that are mostly quiet, an excursion that
+    fires (the bound then comes from the readings again) and returns below must give the sums,
+    values and alerts of one run over everything."""
+    rnd = random.Random(9)
+    rows = _stream(rnd, 12.0, 6.0)  # 12.1 .. 18.7
+    middle = len(rows) // 2
+    hot = [i for i, (t, _) in enumerate(rows) if rows[middle][0] <= t < rows[middle][0] + 1200]
+    for i in hot:  # 20 minutes at 23-26: the 15-min average passes 20
+        rows[i] = (rows[i][0], round(23 + 3 * rnd.random(), 3))
+    cuts = sorted(rnd.sample(range(1, len(rows)), 40))
+    (inc_state, inc_alerts), (full_state, full_alerts) = _used_incremental_then_full(pg, "R1", rows, cuts)
+    assert _without_bound(inc_state, rows) == _without_bound(full_state, rows)
+    assert inc_alerts == full_alerts and len(inc_alerts) == 1 and inc_alerts[0][1] is not None  # fired, cleared
+    (bound,) = inc_state[0][7]
+    assert bound < 20  # the excursion left the window: the bound came down with it
 
 
 def test_quiet_runs_of_a_consecutive_rule_equal_reading_everything(pg):
