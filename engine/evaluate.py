@@ -340,7 +340,8 @@ sc AS (
                     AND count(*) OVER (PARTITION BY s.asset_id, s.metric_id) = 1, false) AS inc
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
-sr AS (
+sr AS MATERIALIZED (  -- (hi holds a subquery: as a column of a CTE inlined into sq, it would keep
+                     -- readings() from being inlined there, and each call would run its own plan)
     SELECT sc.*, CASE WHEN inc THEN hi0 ELSE """ + _REACH_CONSECUTIVE.format(s="sc", hi="hi0") + """ END AS hi FROM sc
 ),
 sq AS (  -- quiet: incremental, no live alert, not firing, and no reading that arrived satisfies the
