@@ -425,46 +425,85 @@ _VALUES = {
 sc AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts, pe.win_values AS st,
            (""" + _X.replace("t.ts", "s.hi") + """ - :window_us) / :bucket_us AS pb,  -- the window's first bucket
+           """ + _X.replace("t.ts", "s.hi") + """ / :bucket_us AS bn,  -- the newest reading's bucket
            coalesce(pe.win_seconds = :win_seconds AND pe.win_n = :bucket_s AND s.lo > pe.last_ts
-                    AND pe.win_values[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1, false) AS inc
+                    AND pe.win_values[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1
+                    -- what arrived lies in the stored reading's bucket and the next one
+                    AND """ + _X.replace("t.ts", "s.hi") + """ / :bucket_us - """ + _X.replace("t.ts", "pe.last_ts") + """ / :bucket_us <= 1
+                    AND (""" + _X.replace("t.ts", "s.hi") + """ - :window_us) / :bucket_us < """ + _X.replace("t.ts", "s.hi") + """ / :bucket_us - 1,
+                    false) AS inc
     FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
 ),
-parts AS (
-    SELECT s.asset_id, s.metric_id, s.hi, s.pb, CAST(s.st[i][2] AS bigint) AS b, s.st[i][3] AS top, s.st[i][4] AS bottom,
-           CAST(s.st[i][5] AS bigint) AS first_us, CAST(s.st[i][6] AS bigint) AS n
-    FROM sc s CROSS JOIN LATERAL generate_subscripts(s.st, 1) i
-    WHERE s.inc AND s.st[i][2] > s.pb
-    UNION ALL
-    SELECT s.asset_id, s.metric_id, s.hi, s.pb, s.pb, p.top, p.bottom, p.first_us, p.n
-    FROM sc s CROSS JOIN LATERAL (
+-- incremental: the stored whole buckets still in the window (one aggregate over the array), the
+-- part of the window's first bucket up to the stored reading (read again) and what arrived, by
+-- bucket (the stored reading's bucket and the next one); no reading is grouped row by row
+fi AS (
+    SELECT s.*, w.top AS w_top, w.bottom AS w_bottom, w.first_us AS w_first, coalesce(w.n, 0) AS w_n,
+           CASE WHEN w.j IS NULL THEN CAST('{{}}' AS float8[]) ELSE s.st[w.j:][1:6] END AS kept,
+           p.top AS p_top, p.bottom AS p_bottom, p.first_us AS p_first, p.n AS p_n, r.*
+    FROM sc s
+    CROSS JOIN LATERAL (
+        SELECT max(s.st[i][3]) AS top, min(s.st[i][4]) AS bottom, min(s.st[i][5]) AS first_us, sum(s.st[i][6]) AS n,
+               min(i) AS j
+        FROM generate_subscripts(s.st, 1) i WHERE s.st[i][2] > s.pb) w
+    CROSS JOIN LATERAL (
         SELECT max(t.value) AS top, min(t.value) AS bottom, min(""" + _X + """) AS first_us, count(*) AS n
         FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval),
                       least(to_timestamp((s.pb + 1) * :bucket_s) - interval '1 microsecond', s.st_ts)) t) p
-    WHERE s.inc AND p.n > 0
-    UNION ALL
-    SELECT asset_id, metric_id, hi, pb, x / :bucket_us, max(value), min(value), min(x), count(*)
-    FROM (SELECT s.asset_id, s.metric_id, s.hi, s.pb, t.value, """ + _X + """ AS x
-          FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id,
-               CASE WHEN s.inc THEN greatest(s.st_ts + interval '1 microsecond', s.hi - CAST(:window_frame AS interval))
-                    ELSE s.hi - CAST(:window_frame AS interval) END, s.hi) t) r
-    GROUP BY 1, 2, 3, 4, 5
+    CROSS JOIN LATERAL (
+        SELECT max(value) FILTER (WHERE older) AS top0, min(value) FILTER (WHERE older) AS bottom0,
+               min(x) FILTER (WHERE older) AS first0, count(*) FILTER (WHERE older) AS n0,
+               max(value) FILTER (WHERE NOT older) AS top1, min(value) FILTER (WHERE NOT older) AS bottom1,
+               min(x) FILTER (WHERE NOT older) AS first1, count(*) FILTER (WHERE NOT older) AS n1
+        FROM (SELECT t.value, """ + _X + """ AS x, """ + _X + """ / :bucket_us < s.bn AS older
+              FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t) x) r
+    WHERE s.inc
 ),
-buckets AS (  -- (pb: the window's first bucket, carried from sc)
-    SELECT asset_id, metric_id, hi, b, max(top) AS top, min(bottom) AS bottom, min(first_us) AS first_us,
-           sum(n) AS n, b > pb AS whole
-    FROM parts GROUP BY asset_id, metric_id, hi, pb, b
+-- the new buckets: what arrived merged into the last stored bucket when it is the same one
+fk AS (
+    SELECT fi.*, cardinality(kept) / 6 AS k, CASE WHEN cardinality(kept) > 0 THEN kept[cardinality(kept) / 6][2] END AS kb,
+           CASE WHEN n0 > 0 THEN bn - 1 ELSE bn END AS gb,  -- the first bucket of what arrived
+           CASE WHEN n0 > 0 THEN top0 ELSE top1 END AS gtop, CASE WHEN n0 > 0 THEN bottom0 ELSE bottom1 END AS gbottom,
+           CASE WHEN n0 > 0 THEN first0 ELSE first1 END AS gfirst, CASE WHEN n0 > 0 THEN n0 ELSE n1 END AS gn
+    FROM fi
+),
+fv AS (
+    SELECT asset_id, metric_id, site_id, thr, cthr, hi,
+           greatest(w_top, p_top, top0, top1) AS top, least(w_bottom, p_bottom, bottom0, bottom1) AS bottom,
+           least(w_first, p_first, first0, first1) AS first_us, w_n + p_n + n0 + n1 AS n,
+           CASE WHEN kb = gb THEN kept[1:k - 1][1:6]
+                                   || ARRAY[CAST(metric_id AS float8), gb, greatest(kept[k][3], gtop), least(kept[k][4], gbottom),
+                                            least(kept[k][5], gfirst), kept[k][6] + gn]
+                ELSE kept || ARRAY[CAST(metric_id AS float8), gb, gtop, gbottom, gfirst, gn] END
+           || CASE WHEN n0 > 0 AND n1 > 0 THEN ARRAY[[CAST(metric_id AS float8), bn, top1, bottom1, first1, n1]]
+                   ELSE CAST('{{}}' AS float8[]) END AS vals
+    FROM fk WHERE n0 + n1 > 0
+),
+-- otherwise (late data, first run, another metric or window): the whole window, by bucket
+parts AS (
+    SELECT asset_id, metric_id, hi, pb, x / :bucket_us AS b, max(value) AS top, min(value) AS bottom, min(x) AS first_us,
+           count(*) AS n
+    FROM (SELECT s.asset_id, s.metric_id, s.hi, s.pb, t.value, """ + _X + """ AS x
+          FROM sc s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval), s.hi) t
+          WHERE NOT s.inc) r
+    GROUP BY 1, 2, 3, 4, 5
 ),
 f AS (
     SELECT asset_id, metric_id, hi, max(top) AS top, min(bottom) AS bottom, min(first_us) AS first_us, sum(n) AS n,
-           array_agg(ARRAY[metric_id, b, top, bottom, first_us, n] ORDER BY b) FILTER (WHERE whole) AS vals
-    FROM buckets GROUP BY asset_id, metric_id, hi
+           array_agg(ARRAY[metric_id, b, top, bottom, first_us, n] ORDER BY b) FILTER (WHERE b > pb) AS vals
+    FROM parts GROUP BY asset_id, metric_id, hi
 ),
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
            CASE WHEN f.first_us <= """ + _X.replace("t.ts", "s.hi") + """ - :cover_us THEN f.top - f.bottom END AS value,
-           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st, f.vals
+           NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st, CAST(f.vals AS float8[]) AS vals
     FROM sc s JOIN f ON f.asset_id = s.asset_id AND f.metric_id = s.metric_id AND f.hi = s.hi
     WHERE f.n > 0
+    UNION ALL
+    SELECT asset_id, metric_id, site_id, thr, cthr, hi, true,
+           CASE WHEN first_us <= """ + _X.replace("t.ts", "hi") + """ - :cover_us THEN top - bottom END,
+           NULL::float8, n, NULL::numeric[], vals
+    FROM fv
 )""",
     # the live engine: the values of the N - 1 readings before the new ones are stored with the
     # state (policy_evaluations.win_values, at last_ts); when everything that arrived is newer than
