@@ -419,8 +419,9 @@ _VALUES = {
     # newer than the state's reading, the window's max, min, first reading and count come from the
     # stored buckets, the part of the window's first bucket up to that reading (read again: a
     # bucket cannot lose its oldest readings) and the readings that arrived — about a fifth of the
-    # window instead of all of it. Otherwise (late data, first run, another metric or window) the
-    # whole window is read. Both ways store the same buckets.
+    # window instead of all of it, one aggregate each. Otherwise (late data, first run, another
+    # metric or window, arrivals past the next bucket) the whole window is read. Both ways store
+    # the same buckets.
     "flat_line_live": """
 sc AS (
     SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts, pe.win_values AS st,
