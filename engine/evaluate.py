@@ -472,10 +472,11 @@ fv AS (
     SELECT asset_id, metric_id, site_id, thr, cthr, hi,
            greatest(w_top, p_top, top0, top1) AS top, least(w_bottom, p_bottom, bottom0, bottom1) AS bottom,
            least(w_first, p_first, first0, first1) AS first_us, w_n + p_n + n0 + n1 AS n,
+           -- (rows as 2-D literals: a row appended to an empty array must stay a list of rows)
            CASE WHEN kb = gb THEN kept[1:k - 1][1:6]
-                                   || ARRAY[CAST(metric_id AS float8), gb, greatest(kept[k][3], gtop), least(kept[k][4], gbottom),
-                                            least(kept[k][5], gfirst), kept[k][6] + gn]
-                ELSE kept || ARRAY[CAST(metric_id AS float8), gb, gtop, gbottom, gfirst, gn] END
+                                   || ARRAY[[CAST(metric_id AS float8), gb, greatest(kept[k][3], gtop),
+                                             least(kept[k][4], gbottom), least(kept[k][5], gfirst), kept[k][6] + gn]]
+                ELSE kept || ARRAY[[CAST(metric_id AS float8), gb, gtop, gbottom, gfirst, gn]] END
            || CASE WHEN n0 > 0 AND n1 > 0 THEN ARRAY[[CAST(metric_id AS float8), bn, top1, bottom1, first1, n1]]
                    ELSE CAST('{{}}' AS float8[]) END AS vals
     FROM fk WHERE n0 + n1 > 0

@@ -234,3 +234,27 @@ def test_flat_line_buckets_equal_reading_the_whole_window(pg):
     assert inc_states[-1][0][3:5] == (1800, 300) and 5 <= len(buckets) <= 6
     assert all(b[0] == inc_states[-1][0][7][0][0] for b in buckets)  # the metric, in every bucket
     assert sum(b[5] for b in buckets) <= inc_states[-1][0][2]  # whole buckets: part of the window's readings
+
+
+def test_flat_line_state_of_a_sensor_that_just_started(pg):
+    """A sensor whose readings so far fill one bucket: the next run merges what arrived into that
+    single stored bucket. Run after run, the buckets stored must be those of a run that reads the
+    whole window (a list of buckets, never a flat array)."""
+    asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
+    start = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # a bucket's start
+    rows = [(10 * i, 15.0 + (i % 3) * 0.5) for i in range(1, 60)]  # 10 s apart, over 10 minutes
+    cuts = [6, 12, 20, 29, 40, 50]  # the first batches within the first 5-minute bucket
+    outcomes = []
+    for wipe in (False, True):
+        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+        states = []
+        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
+            put(pg, asset, metric, [(start + timedelta(seconds=s), v) for s, v in rows[a:b]])
+            if wipe:
+                pg.execute("UPDATE policy_evaluations SET win_values = NULL")
+            evaluate(start + timedelta(seconds=rows[b - 1][0]), codes=None)
+            states.append(_state(pg, "F1"))
+        outcomes.append(states)
+    incremental, whole = outcomes
+    assert incremental == whole
+    assert len(incremental[1][0][7]) == 1 and len(incremental[1][0][7][0]) == 6  # one bucket, as a list of one
