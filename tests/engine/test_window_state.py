@@ -258,3 +258,29 @@ def test_flat_line_state_of_a_sensor_that_just_started(pg):
     incremental, whole = outcomes
     assert incremental == whole
     assert len(incremental[1][0][7]) == 1 and len(incremental[1][0][7][0]) == 6  # one bucket, as a list of one
+
+
+@pytest.mark.parametrize("code", ["R2", "R1"])
+def test_quiet_series_that_just_started(pg, code):
+    """A series with fewer readings than the rule holds (R2: 4 values before the newest; R1: a
+    window not yet full) goes quiet from its second run: run after run, its value, points and
+    stored state must be those of runs that read everything again (state wiped before each)."""
+    asset, metric, _, _ = CASES[code]
+    base = 3.0 if code == "R2" else 15.0  # below the threshold: every run after the first is quiet
+    rows = [(10 * i, round(base + i * 0.01, 2)) for i in range(1, 40)]  # rising: the last N differ from the rest
+    cuts = [2, 3, 5, 8, 13, 21, 30]
+    outcomes = []
+    for wipe in (False, True):
+        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+        states = []
+        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
+            put(pg, asset, metric, [(START + timedelta(seconds=s), v) for s, v in rows[a:b]])
+            if wipe:
+                pg.execute("UPDATE policy_evaluations SET win_values = NULL, win_n = NULL, win_sums = NULL")
+            evaluate(START + timedelta(seconds=rows[b - 1][0]), codes=None)
+            state = _state(pg, code)
+            states.append(_without_bound(state, rows) if code == "R1" else state)
+        outcomes.append(states)
+    incremental, whole = outcomes
+    assert incremental == whole
+    assert [s[0][2] for s in incremental][:3] == [2, 3, 5]  # points: the readings so far
