@@ -272,6 +272,13 @@ scf AS (SELECT * FROM sc WHERE NOT inc),""" + _full_sums("scf", terms, slope=kin
     return sc + _QUIET_AVG + "," + _incremental_sums(terms, slope=False, src="sqs") + ",\n" + _LIVE_AVG.replace("{value}", value)
 
 
+# A series may go quiet (be evaluated at its newest reading only, when nothing that arrived can
+# fire) if it is incremental, was not firing (a pending period runs) and has no live alert (its
+# clear condition matters reading by reading). `s` is a row of the rule's `sc`.
+_MAY_GO_QUIET = ("s.inc AND NOT s.st_firing AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.asset_id = s.asset_id "
+                 "AND x.policy_id = :policy_id AND x.status = ANY(:live_statuses))")
+
+
 # The live average's quiet series. With the sums, each series stores a bound of the values in its
 # window (win_values[1]: their maximum or more for conditions > and >=, their minimum or less for
 # < and <=). Every window of a reading that arrived lies in the stored window and what arrived,
@@ -292,9 +299,7 @@ sq AS (
             SELECT count(*) AS n, isum(""" + _Y + """) AS y, max(t.ts) AS newest,
                    {bound_agg}(s.st_bound, {bound_fn}(t.value)) AS bound
             FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t
-            WHERE s.inc AND s.st_bound IS NOT NULL AND NOT s.st_firing AND NOT EXISTS (
-                SELECT 1 FROM alerts a WHERE a.asset_id = s.asset_id AND a.policy_id = :policy_id
-                  AND a.status = ANY(:live_statuses))) x) q ON true
+            WHERE s.st_bound IS NOT NULL AND """ + _MAY_GO_QUIET + """) x) q ON true
 ),
 sqs AS (SELECT * FROM sq WHERE NOT quiet),
 bounds AS (
@@ -351,9 +356,7 @@ sq AS (  -- quiet: incremental, no live alert, not firing, and no reading that a
         SELECT count(*) AS n, coalesce(bool_or(t.value {op} s.thr), false) AS any, max(t.ts) AS newest,
                array_agg(t.value ORDER BY t.ts) AS vals
         FROM readings(s.asset_id, s.metric_id, s.lo, s.hi) t
-        WHERE s.inc AND NOT s.st_firing AND NOT EXISTS (
-            SELECT 1 FROM alerts x WHERE x.asset_id = s.asset_id AND x.policy_id = :policy_id
-              AND x.status = ANY(:live_statuses))) q ON true
+        WHERE """ + _MAY_GO_QUIET + """) q ON true
 ),"""
     quiet = """
     UNION ALL  -- a quiet series: its newest reading, over the stored values and what arrived
@@ -424,16 +427,16 @@ _VALUES = {
     # the same buckets.
     "flat_line_live": """
 sc AS (
-    SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts, pe.win_values AS st,
-           (""" + _X.replace("t.ts", "s.hi") + """ - :window_us) / :bucket_us AS pb,  -- the window's first bucket
-           """ + _X.replace("t.ts", "s.hi") + """ / :bucket_us AS bn,  -- the newest reading's bucket
-           coalesce(pe.win_seconds = :win_seconds AND pe.win_n = :bucket_s AND s.lo > pe.last_ts
-                    AND pe.win_values[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1
+    SELECT s.*, (s.hi_us - :window_us) / :bucket_us AS pb,  -- the window's first bucket
+           s.hi_us / :bucket_us AS bn,  -- the newest reading's bucket
+           coalesce(s.win_seconds = :win_seconds AND s.win_n = :bucket_s AND s.lo > s.st_ts
+                    AND s.st[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1
                     -- what arrived lies in the stored reading's bucket and the next one
-                    AND """ + _X.replace("t.ts", "s.hi") + """ / :bucket_us - """ + _X.replace("t.ts", "pe.last_ts") + """ / :bucket_us <= 1
-                    AND (""" + _X.replace("t.ts", "s.hi") + """ - :window_us) / :bucket_us < """ + _X.replace("t.ts", "s.hi") + """ / :bucket_us - 1,
-                    false) AS inc
-    FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id
+                    AND s.hi_us / :bucket_us - """ + _X.replace("t.ts", "s.st_ts") + """ / :bucket_us <= 1
+                    AND (s.hi_us - :window_us) / :bucket_us < s.hi_us / :bucket_us - 1, false) AS inc
+    FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
+                 pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us
+          FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id) s
 ),
 -- incremental: the stored whole buckets still in the window (one aggregate over the array), the
 -- part of the window's first bucket up to the stored reading (read again) and what arrived, by
@@ -456,8 +459,9 @@ fi AS (
                min(x) FILTER (WHERE older) AS first0, count(*) FILTER (WHERE older) AS n0,
                max(value) FILTER (WHERE NOT older) AS top1, min(value) FILTER (WHERE NOT older) AS bottom1,
                min(x) FILTER (WHERE NOT older) AS first1, count(*) FILTER (WHERE NOT older) AS n1
-        FROM (SELECT t.value, """ + _X + """ AS x, """ + _X + """ / :bucket_us < s.bn AS older
-              FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t) x) r
+        FROM (SELECT value, x, x / :bucket_us < s.bn AS older FROM (
+                  SELECT t.value, """ + _X + """ AS x
+                  FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t) t) x) r
     WHERE s.inc
 ),
 -- the new buckets: what arrived merged into the last stored bucket when it is the same one
@@ -469,7 +473,7 @@ fk AS (
     FROM fi
 ),
 fv AS (
-    SELECT asset_id, metric_id, site_id, thr, cthr, hi,
+    SELECT asset_id, metric_id, site_id, thr, cthr, hi, hi_us,
            greatest(w_top, p_top, top0, top1) AS top, least(w_bottom, p_bottom, bottom0, bottom1) AS bottom,
            least(w_first, p_first, first0, first1) AS first_us, w_n + p_n + n0 + n1 AS n,
            -- (rows as 2-D literals: a row appended to an empty array must stay a list of rows)
@@ -497,13 +501,13 @@ f AS (
 ),
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
-           CASE WHEN f.first_us <= """ + _X.replace("t.ts", "s.hi") + """ - :cover_us THEN f.top - f.bottom END AS value,
+           CASE WHEN f.first_us <= s.hi_us - :cover_us THEN f.top - f.bottom END AS value,
            NULL::float8 AS cvalue, f.n AS points, NULL::numeric[] AS st, CAST(f.vals AS float8[]) AS vals
     FROM sc s JOIN f ON f.asset_id = s.asset_id AND f.metric_id = s.metric_id AND f.hi = s.hi
     WHERE f.n > 0
     UNION ALL
     SELECT asset_id, metric_id, site_id, thr, cthr, hi, true,
-           CASE WHEN first_us <= """ + _X.replace("t.ts", "hi") + """ - :cover_us THEN top - bottom END,
+           CASE WHEN first_us <= hi_us - :cover_us THEN top - bottom END,
            NULL::float8, n, NULL::numeric[], vals
     FROM fv
 )""",
@@ -638,22 +642,24 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         clear = f"NOT (value {op} thr)"
     else:  # runtime policies: only their work order done ends the alert
         clear = "false"
+    quiet = False  # the live engine's consecutive and average rules have quiet series (sq)
     if policy.rule_type == "rate_of_change" or (policy.rule_type == "threshold" and agg == "avg"):
         kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
         values = _running(kind, incremental=record)
+        quiet = record and kind == "threshold_avg"
     elif record and policy.rule_type in ("flat_line", "consecutive"):
         values = _VALUES[{"flat_line": "flat_line_live", "consecutive": "consecutive_live"}[policy.rule_type]]
+        quiet = policy.rule_type == "consecutive"
     else:
         values = _VALUES[policy.rule_type]
     reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
-    # quiet series (consecutive, average) stand for every reading they received
-    quiet = record and (policy.rule_type == "consecutive" or (policy.rule_type == "threshold" and agg == "avg"))
     return (
         "WITH " + _SCOPE.format(ranges=ranges, reach=reach) + ","
         + values.format(agg=agg, cagg=cagg, op=op, bound_agg="greatest" if policy.peak_is_max else "least",
                         bound_fn="max" if policy.peak_is_max else "min") + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
+        # quiet series stand for every reading they received
         + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else "0") if record else _SEGMENTS)
     )
 
