@@ -71,22 +71,28 @@ def _alerts(pg, code: str):
         "WHERE p.code = %s ORDER BY a.started_at", (code,)).fetchall()
 
 
-def _deliver(pg, code: str, rows, cuts: list[int]) -> None:
-    asset, metric, _, _ = CASES[code]
+def _run_in_batches(pg, code: str, asset: str, metric: str, rows, cuts, *, start=START, wipe: str | None = None):
+    """Deliver `rows` in batches cut at `cuts`, a run of every policy after each; the state of
+    `code` after each run, and its alerts. With `wipe` (an UPDATE of policy_evaluations), the
+    stored state is wiped before each run: each run reads everything again."""
+    pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+    states = []
     for a, b in zip([0, *cuts], [*cuts, len(rows)]):
-        put(pg, asset, metric, [(START + timedelta(seconds=t), v) for t, v in rows[a:b]])
-        evaluate(START + timedelta(seconds=rows[b - 1][0]), codes=None)
+        put(pg, asset, metric, [(start + timedelta(seconds=s), v) for s, v in rows[a:b]])
+        if wipe:
+            pg.execute(wipe)
+        evaluate(start + timedelta(seconds=rows[b - 1][0]), codes=None)
+        states.append(_state(pg, code))
+    return states, _alerts(pg, code)
 
 
 def _used_incremental_then_full(pg, code: str, rows, cuts):
     """(state, alerts) after the stream delivered in batches (runs after each: incremental), then
     (state, alerts) after the same stream evaluated in one run with no stored sums (full)."""
-    pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
-    _deliver(pg, code, rows, cuts)
-    incremental = _state(pg, code), _alerts(pg, code)
-    pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
-    _deliver(pg, code, rows, [])
-    return incremental, (_state(pg, code), _alerts(pg, code))
+    asset, metric, _, _ = CASES[code]
+    (*_, incremental), inc_alerts = _run_in_batches(pg, code, asset, metric, rows, cuts)
+    (full,), full_alerts = _run_in_batches(pg, code, asset, metric, rows, [])
+    return (incremental, inc_alerts), (full, full_alerts)
 
 
 def test_incremental_sums_equal_full_sums_on_arbitrary_values(pg):
@@ -215,18 +221,9 @@ def test_flat_line_buckets_equal_reading_the_whole_window(pg):
         stuck = 40 * 60 <= t < 90 * 60
         rows.append((t, 15.123 if stuck else round(15 + 3 * rnd.random() + rnd.choice([0.1, 0.3, 0.7]), 3)))
     cuts = sorted({*rnd.sample(range(1, len(rows)), 30), next(i for i, (s, _) in enumerate(rows) if s >= 80 * 60)})
-    outcomes = []
-    for wipe in (False, True):
-        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
-        states = []
-        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
-            put(pg, asset, metric, [(START + timedelta(seconds=s), v) for s, v in rows[a:b]])
-            if wipe:
-                pg.execute("UPDATE policy_evaluations SET win_values = NULL")
-            evaluate(START + timedelta(seconds=rows[b - 1][0]), codes=None)
-            states.append(_state(pg, "F1"))
-        outcomes.append((states, _alerts(pg, "F1")))
-    (inc_states, inc_alerts), (full_states, full_alerts) = outcomes
+    inc_states, inc_alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts)
+    full_states, full_alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts,
+                                               wipe="UPDATE policy_evaluations SET win_values = NULL")
     assert inc_states == full_states
     assert inc_alerts == full_alerts
     assert len(inc_alerts) == 1 and inc_alerts[0][1] is not None, "stuck, then cleared when it moved again"
@@ -244,18 +241,9 @@ def test_flat_line_state_of_a_sensor_that_just_started(pg):
     start = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # a bucket's start
     rows = [(10 * i, 15.0 + (i % 3) * 0.5) for i in range(1, 60)]  # 10 s apart, over 10 minutes
     cuts = [6, 12, 20, 29, 40, 50]  # the first batches within the first 5-minute bucket
-    outcomes = []
-    for wipe in (False, True):
-        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
-        states = []
-        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
-            put(pg, asset, metric, [(start + timedelta(seconds=s), v) for s, v in rows[a:b]])
-            if wipe:
-                pg.execute("UPDATE policy_evaluations SET win_values = NULL")
-            evaluate(start + timedelta(seconds=rows[b - 1][0]), codes=None)
-            states.append(_state(pg, "F1"))
-        outcomes.append(states)
-    incremental, whole = outcomes
+    incremental, _ = _run_in_batches(pg, "F1", asset, metric, rows, cuts, start=start)
+    whole, _ = _run_in_batches(pg, "F1", asset, metric, rows, cuts, start=start,
+                               wipe="UPDATE policy_evaluations SET win_values = NULL")
     assert incremental == whole
     assert len(incremental[1][0][7]) == 1 and len(incremental[1][0][7][0]) == 6  # one bucket, as a list of one
 
@@ -270,17 +258,9 @@ def test_quiet_series_that_just_started(pg, code):
     rows = [(10 * i, round(base + i * 0.01, 2)) for i in range(1, 40)]  # rising: the last N differ from the rest
     cuts = [2, 3, 5, 8, 13, 21, 30]
     outcomes = []
-    for wipe in (False, True):
-        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
-        states = []
-        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
-            put(pg, asset, metric, [(START + timedelta(seconds=s), v) for s, v in rows[a:b]])
-            if wipe:
-                pg.execute("UPDATE policy_evaluations SET win_values = NULL, win_n = NULL, win_sums = NULL")
-            evaluate(START + timedelta(seconds=rows[b - 1][0]), codes=None)
-            state = _state(pg, code)
-            states.append(_without_bound(state, rows) if code == "R1" else state)
-        outcomes.append(states)
+    for wipe in (None, "UPDATE policy_evaluations SET win_values = NULL, win_n = NULL, win_sums = NULL"):
+        states, _ = _run_in_batches(pg, code, asset, metric, rows, cuts, wipe=wipe)
+        outcomes.append([_without_bound(state, rows) if code == "R1" else state for state in states])
     incremental, whole = outcomes
     assert incremental == whole
     assert [s[0][2] for s in incremental][:3] == [2, 3, 5]  # points: the readings so far
