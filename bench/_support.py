@@ -76,6 +76,41 @@ def bench_database(*, keep: tuple[str, Path] | None = None) -> Iterator[str]:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
+@contextmanager
+def sibling_database(suffix: str) -> Iterator[str]:
+    """Another database, migrated and seeded, on the server of the current DATABASE_URL (inside
+    bench_database); dropped afterwards. Yields its URL; DATABASE_URL is left as it was."""
+    from db.upgrade import upgrade
+
+    current = os.environ["DATABASE_URL"]
+    name = f"{make_url(current).database}_{suffix}"
+    with psycopg.connect(libpq_url(current), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = normalize_url(make_url(current).set(database=name).render_as_string(hide_password=False))
+    try:
+        with using_database(url):
+            upgrade()
+        yield url
+    finally:
+        with psycopg.connect(libpq_url(current), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def using_database(url: str) -> Iterator[str]:
+    """The platform's code (engine, sessions) on `url` for a while: DATABASE_URL set and the
+    cached engine forgotten, both put back afterwards (a new pool each way). Yields the libpq DSN."""
+    saved = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = url
+    reset_caches()
+    try:
+        yield libpq_url(url)
+    finally:
+        os.environ["DATABASE_URL"] = saved
+        reset_caches()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,8 @@ generated inside PostgreSQL (generate_series), every 10 s, for the metrics the p
 Each evaluation figure: the previous runs have consumed the history (a warm-up run over its last
 10 minutes leaves the engine's state as in steady state); 60 s of new readings arrive for every
 asset; one run of every policy as the scheduler runs it (RULES_SHARDS = 2 parallel transactions),
-median of 3, the state put back before each.
+median of --repeats (5), the state put back before each. The history lengths (--hours) each have
+their own database on the same server, and their timed runs alternate (the machine's speed drifts).
 The backtest (`backtest_section`): R1 over a history stored as the platform stores it (cold tier
 beyond TELEMETRY_HOT_DAYS, hot day partitions, complete roll-up), normal operation below the
 thresholds plus --backtest-incidents incidents per unit; best of 2; checked against a full sweep
@@ -35,11 +36,12 @@ import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from _support import bench_database, libpq_url, machine
+from _support import bench_database, libpq_url, machine, sibling_database, using_database
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -132,33 +134,94 @@ def warm_up(dsn: str, minutes: int = 10) -> None:
 _STATE = ("telemetry_arrivals", "telemetry_latest", "policy_evaluations")
 
 
-def time_run(dsn: str, prefix: str, repeats: int = 3) -> tuple[float, int, int, int]:
-    """Median seconds of one run (as the scheduler runs it: RULES_SHARDS parallel transactions)
-    over 60 s of new readings; before each, the engine's state is put back as it was."""
-    from engine.evaluate import evaluate_sharded
-
+def stage_run(dsn: str, prefix: str) -> None:
+    """The minute that arrives (60 s of new readings for every asset) loaded once, and the
+    engine's state before it put aside (bench_* tables) for every timed run to start from."""
     load(dsn, prefix, NOW - timedelta(seconds=60), NOW)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in _STATE:
             conn.execute(f"CREATE TABLE bench_{table} AS SELECT * FROM {table}")
-    times = []
+
+
+def unstage_run(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in _STATE:
+            conn.execute(f"DROP TABLE IF EXISTS bench_{table}")
+
+
+def timed_run(dsn: str):
+    """Seconds of one run (as the scheduler runs it: RULES_SHARDS parallel transactions) over the
+    staged minute, the engine's state put back as it was before it; and the run's result."""
+    from engine.evaluate import evaluate_sharded
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(_STATE) + ", alerts CASCADE")
+        for table in _STATE:
+            conn.execute(f"INSERT INTO {table} SELECT * FROM bench_{table}")
+        conn.execute("VACUUM ANALYZE " + ", ".join(_STATE))
+        conn.execute("CHECKPOINT")  # the minute's load and the restore written out: not timed
+    t = time.perf_counter()
+    result = evaluate_sharded(now=NOW, shards=SHARDS, source="bench")
+    secs = time.perf_counter() - t
+    assert not result.failed, result.failed
+    return secs, result
+
+
+def time_run(dsn: str, prefix: str, repeats: int) -> tuple[float, int, int, int]:
+    """Median seconds of `repeats` runs over 60 s of new readings, each from the same state."""
+    stage_run(dsn, prefix)
     try:
+        times, result = [], None
         for _ in range(repeats):
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("TRUNCATE " + ", ".join(_STATE) + ", alerts CASCADE")
-                for table in _STATE:
-                    conn.execute(f"INSERT INTO {table} SELECT * FROM bench_{table}")
-                conn.execute("VACUUM ANALYZE " + ", ".join(_STATE))
-                conn.execute("CHECKPOINT")  # the minute's load and the restore written out: not timed
-            t = time.perf_counter()
-            result = evaluate_sharded(now=NOW, shards=SHARDS, source="bench")
-            times.append(time.perf_counter() - t)
-            assert not result.failed, result.failed
+            secs, result = timed_run(dsn)
+            times.append(secs)
     finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for table in _STATE:
-                conn.execute(f"DROP TABLE IF EXISTS bench_{table}")
+        unstage_run(dsn)
     return statistics.median(times), result.policies, result.assets, result.readings
+
+
+def history_section(url: str, args, out: dict) -> None:
+    """1. The same run at --assets with each of --hours of history. One database per history
+    length on the same server (the first is the bench's own); the timed runs alternate between
+    them, so the machine's speed, which drifts by a third over minutes here, weighs on every
+    length alike. Switching databases opens a new pool: a first run on it warms its connections
+    (not timed), then the timed one."""
+    from engine.maintenance import AHEAD_DAYS
+
+    hours_list = sorted(args.hours)
+    with ExitStack() as stack:
+        urls = {hours_list[0]: url} | {h: stack.enter_context(sibling_database(f"h{h}")) for h in hours_list[1:]}
+        for hours in hours_list:
+            with using_database(urls[hours]) as dsn:
+                # the hot day partitions the maintenance pass keeps (TELEMETRY_HOT_DAYS back, AHEAD_DAYS
+                # ahead): every statement reads telemetry through them, so their number is measured too
+                ensure_partitions(NOW - timedelta(days=HOT_DAYS), NOW + timedelta(days=AHEAD_DAYS))
+                add_assets(dsn, args.assets, prefix="BENCH")
+                t = time.perf_counter()
+                rows = load(dsn, "BENCH", NOW - timedelta(hours=hours), NOW - timedelta(seconds=60))
+                settle(dsn)
+                warm_up(dsn)
+                stage_run(dsn, "BENCH")
+                print(f"{hours:>3} h of history: {rows:>12,} readings (loaded in {time.perf_counter() - t:.0f} s)")
+        times: dict[int, list[float]] = {h: [] for h in hours_list}
+        for _ in range(args.repeats):
+            for hours in hours_list:
+                with using_database(urls[hours]) as dsn:
+                    timed_run(dsn)  # warms the new pool's connections
+                    secs, result = timed_run(dsn)
+                    times[hours].append(secs)
+        with using_database(url) as dsn:
+            unstage_run(dsn)
+            drop_readings(dsn)
+    results = {h: statistics.median(v) for h, v in times.items()}
+    for hours in hours_list:
+        print(f"{hours:>3} h of history — one run of {result.policies} policies over the 60 s that arrived "
+              f"({result.assets} assets, {result.readings:,} readings evaluated): median {results[hours] * 1000:.0f} ms "
+              f"of {len(times[hours])} ({', '.join(f'{s * 1000:.0f}' for s in times[hours])})")
+    first, last = hours_list[0], hours_list[-1]
+    print(f"{last} h vs {first} h: {results[last] / results[first] - 1:+.0%}")
+    out.update(assets=args.assets, eval_s_1h=round(results[first], 4), eval_s_24h=round(results[last], 4),
+               eval_s={str(h): round(s, 4) for h, s in results.items()})
 
 
 def drop_readings(dsn: str) -> None:
@@ -389,6 +452,7 @@ def main() -> None:
     ap.add_argument("--assets", type=int, default=1000, help="assets for the history growth figures")
     ap.add_argument("--hours", type=int, nargs="+", default=[1, 24])
     ap.add_argument("--fleet", type=int, default=10000, help="assets for eval_s_10k (1 h of history)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per evaluation figure (their median)")
     ap.add_argument("--backtest-assets", type=int, default=1000)
     ap.add_argument("--backtest-days", type=int, default=30)
     ap.add_argument("--backtest-incidents", type=int, default=3, help="incidents per unit over --backtest-days")
@@ -412,38 +476,7 @@ def main() -> None:
             print(json.dumps(out))
             return
 
-        # the hot day partitions the maintenance pass keeps (TELEMETRY_HOT_DAYS back, AHEAD_DAYS ahead):
-        # every statement reads telemetry through them, so their number is part of what is measured
-        from engine.maintenance import AHEAD_DAYS
-
-        ensure_partitions(NOW - timedelta(days=HOT_DAYS), NOW + timedelta(days=AHEAD_DAYS))
-
-        # 1. history growth at --assets
-        add_assets(dsn, args.assets, prefix="BENCH")
-        results: dict[int, float] = {}
-        loaded_from, rows = NOW - timedelta(seconds=60), 0
-        for hours in sorted(args.hours):
-            start = NOW - timedelta(hours=hours)
-            t = time.perf_counter()
-            rows += load(dsn, "BENCH", start, loaded_from)
-            loaded_from = start
-            settle(dsn)
-            warm_up(dsn)
-            load_s = time.perf_counter() - t
-            secs, policies, assets, readings = time_run(dsn, "BENCH")
-            results[hours] = secs
-            print(f"{hours:>3} h of history: {rows:>12,} readings (loaded in {load_s:.0f} s) — one run of "
-                  f"{policies} policies over the 60 s that arrived ({assets} assets, {readings:,} readings "
-                  f"evaluated): {secs * 1000:.0f} ms")
-            with psycopg.connect(dsn, autocommit=True) as conn:  # the next load starts from scratch again
-                conn.execute("DELETE FROM telemetry WHERE ts >= %s", (NOW - timedelta(seconds=60),))
-                # and so does the engine's state: its window sums counted the minute just deleted
-                conn.execute("TRUNCATE policy_evaluations")
-        first, last = min(results), max(results)
-        print(f"{last} h vs {first} h: {results[last] / results[first] - 1:+.0%}")
-        out.update(assets=args.assets, eval_s_1h=round(results[first], 4), eval_s_24h=round(results[last], 4),
-                   eval_s={str(h): round(s, 4) for h, s in results.items()})
-        drop_readings(dsn)
+        history_section(url, args, out)  # 1. (leaves the bench's database with its partitions, no readings)
 
         # 2. the fleet: --fleet assets, 1 h of history
         add_assets(dsn, args.fleet, prefix="BENCHF")
@@ -452,7 +485,7 @@ def main() -> None:
         settle(dsn)
         warm_up(dsn)
         print(f"fleet: {args.fleet:,} assets, {rows:,} readings of history (loaded in {time.perf_counter() - t:.0f} s)")
-        secs, policies, assets, readings = time_run(dsn, "BENCHF")
+        secs, policies, assets, readings = time_run(dsn, "BENCHF", args.repeats)
         print(f"one run of {policies} policies over the 60 s that arrived ({assets:,} assets, {readings:,} readings "
               f"evaluated): {secs * 1000:.0f} ms")
         out.update(fleet=args.fleet, eval_s_10k=round(secs, 4))
