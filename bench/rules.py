@@ -13,7 +13,7 @@ generated inside PostgreSQL (generate_series), every 10 s, for the metrics the p
 Each evaluation figure: the previous runs have consumed the history (a warm-up run over its last
 10 minutes leaves the engine's state as in steady state); 60 s of new readings arrive for every
 asset; one run of every policy as the scheduler runs it (RULES_SHARDS = 2 parallel transactions),
-median of --repeats (5), the state put back before each. The history lengths (--hours) each have
+median of --repeats (9), the state put back before each. The history lengths (--hours) each have
 their own database on the same server, and their timed runs alternate (the machine's speed drifts).
 The backtest (`backtest_section`): R1 over a history stored as the platform stores it (cold tier
 beyond TELEMETRY_HOT_DAYS, hot day partitions, complete roll-up), normal operation below the
@@ -453,7 +453,7 @@ def main() -> None:
     ap.add_argument("--assets", type=int, default=1000, help="assets for the history growth figures")
     ap.add_argument("--hours", type=int, nargs="+", default=[1, 24])
     ap.add_argument("--fleet", type=int, default=10000, help="assets for eval_s_10k (1 h of history)")
-    ap.add_argument("--repeats", type=int, default=5, help="timed runs per evaluation figure (their median)")
+    ap.add_argument("--repeats", type=int, default=9, help="timed runs per evaluation figure (their median)")
     ap.add_argument("--backtest-assets", type=int, default=1000)
     ap.add_argument("--backtest-days", type=int, default=30)
     ap.add_argument("--backtest-incidents", type=int, default=3, help="incidents per unit over --backtest-days")
