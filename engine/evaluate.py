@@ -756,23 +756,37 @@ _NO_DATA_RANGES = ("SELECT l.asset_id, l.metric_id, CAST(:now AS timestamptz) AS
                    "FROM telemetry_latest l WHERE " + _IN_SHARD.format(col="l.asset_id"))
 
 
+# How the policies' statements are planned (see _prepared)
+_PLANNING = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+
+
 @contextmanager
 def _prepared(session: Session) -> Iterator[None]:
     """The statements executed inside are prepared on the server at their first execution on a
-    connection (psycopg's prepare_threshold 0), and evaluate_all runs them with their generic
-    plan (plan_cache_mode = force_generic_plan): parsed and planned once per pooled connection,
-    not at every run — 8 to 17 ms per statement and shard, most of a small fleet's run. Their
-    parameters (the policy's constants and the run's instant) change no plan choice worth a
-    custom plan: every statement reads each series through its own index look-ups. A plan lasts
-    until a relation it reads changes shape (a new day partition, a migration) or is truncated;
-    so the run empties run_ranges with DELETE and does not ANALYZE it (the planner sizes a table
-    never analyzed by its pages). A VACUUM or ANALYZE of the other tables (autovacuum) keeps it."""
+    connection (psycopg's prepare_threshold 0) and run with their generic plan (plan_cache_mode):
+    parsed and planned once per pooled connection, not at every run — 8 to 17 ms per statement
+    and shard, most of a small fleet's run. Their parameters (the policy's constants, the run's
+    instant) change no plan choice worth a custom plan: each statement reads every series through
+    its own index look-ups. A plan lasts until a relation it reads changes shape (a new day
+    partition, a migration), is truncated or analyzed; so the run empties run_ranges with DELETE
+    and does not ANALYZE it (the planner sizes a table never analyzed by its pages).
+    A plan that lasts must not trust the statistics of the moment: a day partition planned while
+    still empty would be read by a sequential scan, kept while it fills up (hundreds of
+    milliseconds per look-up by the end of the day, were autovacuum not to analyze it). Planned
+    with enable_seqscan off, every table with an index is read through it whatever its size."""
     raw = session.connection().connection.driver_connection
+    names = list(_PLANNING)
+    before = session.execute(text(
+        "SELECT " + ", ".join(f"current_setting('{n}')" for n in names) + ", "
+        + ", ".join(f"set_config('{n}', '{_PLANNING[n]}', true)" for n in names))).one()
     saved, raw.prepare_threshold = raw.prepare_threshold, 0
     try:
         yield
     finally:
         raw.prepare_threshold = saved
+    # (after an error the enclosing savepoint's rollback puts the settings back)
+    session.execute(text("SELECT " + ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))),
+                    {f"v{i}": before[i] for i in range(len(names))})
 
 
 def evaluate_policy(session: Session, *, policy: PolicyView, now: datetime, result: EvaluationResult,
@@ -807,7 +821,6 @@ def evaluate_all(
     started = time.perf_counter()
     result = EvaluationResult()
     session.execute(text("SET LOCAL work_mem = '64MB'"))
-    session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))  # see _prepared
     take_arrivals(session, now=now, consume=not policy_codes, shard=shard)
     for policy in load_policies(session, codes=policy_codes):
         try:
