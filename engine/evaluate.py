@@ -430,6 +430,7 @@ _VALUES = {
 sc AS (
     SELECT s.*, (s.hi_us - :window_us) / :bucket_us AS pb,  -- the window's first bucket
            s.hi_us / :bucket_us AS bn,  -- the newest reading's bucket
+           to_timestamp(s.hi_us / :bucket_us * :bucket_s) AS bn_ts,  -- and when it starts
            coalesce(s.win_seconds = :win_seconds AND s.win_n = :bucket_s AND s.lo > s.st_ts
                     AND s.st[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1
                     -- what arrived lies in the stored reading's bucket and the next one
@@ -455,14 +456,15 @@ fi AS (
         SELECT max(t.value) AS top, min(t.value) AS bottom, min(""" + _X + """) AS first_us, count(*) AS n
         FROM readings(s.asset_id, s.metric_id, s.hi - CAST(:window_frame AS interval),
                       least(to_timestamp((s.pb + 1) * :bucket_s) - interval '1 microsecond', s.st_ts)) t) p
-    CROSS JOIN LATERAL (
-        SELECT max(value) FILTER (WHERE older) AS top0, min(value) FILTER (WHERE older) AS bottom0,
-               min(x) FILTER (WHERE older) AS first0, count(*) FILTER (WHERE older) AS n0,
-               max(value) FILTER (WHERE NOT older) AS top1, min(value) FILTER (WHERE NOT older) AS bottom1,
-               min(x) FILTER (WHERE NOT older) AS first1, count(*) FILTER (WHERE NOT older) AS n1
-        FROM (SELECT value, x, x / :bucket_us < s.bn AS older FROM (
-                  SELECT t.value, """ + _X + """ AS x
-                  FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t) t) x) r
+    CROSS JOIN LATERAL (  -- (bucketed by time, each first reading in microseconds once)
+        SELECT top0, bottom0, """ + _X.replace("t.ts", "f0") + """ AS first0, n0,
+               top1, bottom1, """ + _X.replace("t.ts", "f1") + """ AS first1, n1 FROM (
+            SELECT max(value) FILTER (WHERE older) AS top0, min(value) FILTER (WHERE older) AS bottom0,
+                   min(ts) FILTER (WHERE older) AS f0, count(*) FILTER (WHERE older) AS n0,
+                   max(value) FILTER (WHERE NOT older) AS top1, min(value) FILTER (WHERE NOT older) AS bottom1,
+                   min(ts) FILTER (WHERE NOT older) AS f1, count(*) FILTER (WHERE NOT older) AS n1
+            FROM (SELECT t.value, t.ts, t.ts < s.bn_ts AS older
+                  FROM readings(s.asset_id, s.metric_id, s.st_ts + interval '1 microsecond', s.hi) t) x) y) r
     WHERE s.inc
 ),
 -- the new buckets: what arrived merged into the last stored bucket when it is the same one
