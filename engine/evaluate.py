@@ -791,12 +791,17 @@ def _prepared(session: Session) -> Iterator[None]:
                     {f"v{i}": before[i] for i in range(len(names))})
 
 
+def live_statement(policy: PolicyView) -> str:
+    """The live engine's statement of `policy`: over what arrived (no_data: over every series at
+    the run's instant), recording the newest values."""
+    return statement(policy, ranges=_NO_DATA_RANGES if policy.rule_type == "no_data" else _LIVE_RANGES, record=True)
+
+
 def evaluate_policy(session: Session, *, policy: PolicyView, now: datetime, result: EvaluationResult,
                     shard: tuple[int, int] | None = None) -> None:
     """One policy over what arrived: one statement, then the state machine where something may happen."""
-    ranges = _NO_DATA_RANGES if policy.rule_type == "no_data" else _LIVE_RANGES
     with _prepared(session):
-        rows = session.execute(text(statement(policy, ranges=ranges, record=True)),
+        rows = session.execute(text(live_statement(policy)),
                                params(policy, now=now, live=True) | _shard_params(shard)).all()
     result.readings += rows[0].readings
     by_asset: dict[int, list] = {}

@@ -22,13 +22,12 @@ def _run(conn, now) -> None:
 
 def test_each_policy_statement_is_prepared_once_and_runs_its_generic_plan_run_after_run(pg):
     from db.session import get_engine
-    from engine.evaluate import _LIVE_RANGES, _NO_DATA_RANGES, load_policies, statement
+    from engine.evaluate import live_statement, load_policies
 
     with get_engine().connect() as conn:
         with Session(bind=conn) as s:
             policies = load_policies(s)
-        texts = {statement(p, ranges=_NO_DATA_RANGES if p.rule_type == "no_data" else _LIVE_RANGES, record=True)
-                 for p in policies}
+        texts = {live_statement(p) for p in policies}
         ranges = []  # the run's temporary table as each run leaves it
         for k, now in enumerate((NOW, NOW + timedelta(seconds=60), NOW + timedelta(seconds=120))):
             put(pg, "CAS-S1-HVAC_1", "temp_supply_air", series([15.0 + k, 15.5, 16.0], end=now))
@@ -67,7 +66,7 @@ def _seq_scans(conn, sql: str) -> set[str]:
 
 def test_a_plan_kept_run_after_run_reads_every_partition_by_its_index_even_one_planned_empty(pg):
     from db.session import get_engine
-    from engine.evaluate import _LIVE_RANGES, _NO_DATA_RANGES, _prepared, load_policies, statement
+    from engine.evaluate import _prepared, live_statement, load_policies
 
     with get_engine().connect() as conn, Session(bind=conn) as s:
         s.execute(text("CREATE TEMP TABLE IF NOT EXISTS run_ranges (asset_id int, metric_id smallint, "
@@ -79,8 +78,7 @@ def test_a_plan_kept_run_after_run_reads_every_partition_by_its_index_even_one_p
         assert empty  # the days ahead: partitions that will fill up under plans made now
         pg.execute("ANALYZE telemetry")  # their statistics then say "empty" (as after any ANALYZE of telemetry)
         policies = load_policies(s)
-        sqls = [statement(p, ranges=_NO_DATA_RANGES if p.rule_type == "no_data" else _LIVE_RANGES, record=True)
-                for p in policies]
+        sqls = [live_statement(p) for p in policies]
         # planned as PostgreSQL would by default, the empty partitions are read by a sequential scan
         assert any(_seq_scans(s.connection(), sql) & empty for sql in sqls)
         with _prepared(s):
