@@ -34,6 +34,7 @@ def test_each_policy_statement_is_prepared_once_and_runs_its_generic_plan_run_af
             _run(conn, now)
             ranges.append(conn.execute(text(
                 "SELECT relfilenode, reltuples FROM pg_class WHERE oid = 'pg_temp.run_ranges'::regclass")).one())
+            conn.commit()  # (the next run starts its own transaction, as the scheduler's does)
         rows = conn.execute(text(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE :head"
         ), {"head": "WITH %scope AS (%"}).all()
