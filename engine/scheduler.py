@@ -6,6 +6,11 @@ one's connection dies (process killed, server restarted, network cut). While the
 unreachable every tick fails fast (connect timeout, keepalives) and logs one warning; the first
 tick after it returns re-acquires the lock (or a standby's does), so evaluation resumes within
 two intervals without a restart.
+
+SIGTERM or SIGINT stops it within STOP_GRACE_S: a job still running then (a run waiting on a lock,
+a long maintenance step) is abandoned with the process. Nothing is lost: a run commits its
+results with the arrivals it consumed, and each maintenance step is its own transaction, so the
+server rolls back the one under way and the next instance redoes it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
@@ -28,6 +35,7 @@ from engine.rollup import roll_up
 log = logging.getLogger("engine.scheduler")
 
 LOCK_KEY = 7340002  # the advisory lock that makes one scheduler active
+STOP_GRACE_S = 5.0  # after SIGTERM, how long running jobs may take to finish (docker stop waits 10 s)
 
 
 class Leadership:
@@ -116,8 +124,13 @@ def serve() -> None:
     leader = Leadership(libpq_url(database_url()), name)
     scheduler = BlockingScheduler(timezone="UTC")
     standby_logged = threading.Event()
+    running = _Running()
 
     def tick() -> None:
+        with running.job("evaluate"):
+            _tick()
+
+    def _tick() -> None:
         if not leader.ensure():
             if not standby_logged.is_set():
                 log.info("standby: another scheduler is active")
@@ -140,14 +153,15 @@ def serve() -> None:
     )
 
     def maintenance_tick() -> None:  # storage maintenance (engine/maintenance.py), same leadership
-        if not leader.ensure():
-            return
-        try:
-            maintain(now=datetime.now(UTC), hot_days=settings.telemetry_hot_days,
-                     telemetry_retention_days=settings.telemetry_retention_days,
-                     rollup_retention_days=settings.rollup_retention_days)
-        except Exception as exc:  # noqa: BLE001 - the next pass finishes the work
-            _log_failure("storage maintenance", exc)
+        with running.job("maintain"):
+            if not leader.ensure():
+                return
+            try:
+                maintain(now=datetime.now(UTC), hot_days=settings.telemetry_hot_days,
+                         telemetry_retention_days=settings.telemetry_retention_days,
+                         rollup_retention_days=settings.rollup_retention_days)
+            except Exception as exc:  # noqa: BLE001 - the next pass finishes the work
+                _log_failure("storage maintenance", exc)
 
     scheduler.add_job(
         maintenance_tick, "interval", seconds=settings.maintenance_interval_s, id="maintain", coalesce=True,
@@ -164,5 +178,36 @@ def serve() -> None:
     try:
         scheduler.start()
     finally:
+        unfinished = running.wait(STOP_GRACE_S)
+        if unfinished:  # their transactions die with the connections: the server rolls them back
+            log.warning("scheduler stopped; jobs still running abandoned (rolled back, redone by the next run)",
+                        extra={"jobs": unfinished})
+            logging.shutdown()
+            os._exit(0)
         leader.release()
         log.info("scheduler stopped")
+
+
+class _Running:
+    """The jobs under way, so that a stop can wait for them, for a bounded time."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def job(self, name: str) -> Iterator[None]:
+        with self._changed:
+            self._names.append(name)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._names.remove(name)
+                self._changed.notify_all()
+
+    def wait(self, timeout_s: float) -> list[str]:
+        """Wait up to timeout_s for every job to end; the names of those still running."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._names, timeout_s)
+            return list(self._names)

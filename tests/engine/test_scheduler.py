@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 
 from engine.scheduler import LOCK_KEY
@@ -71,4 +72,40 @@ def test_scheduler_stops_cleanly_on_sigterm(pg, schedulers):
     p.send_signal(signal.SIGTERM)
     assert p.wait(15) == 0
     assert "scheduler stopped" in p.stderr.read()
+    assert lock_holder(pg) is None
+
+
+def test_a_run_stuck_on_a_lock_does_not_hold_the_stop_and_loses_nothing(pg, schedulers, database_url):
+    """SIGTERM while a run waits (here on a lock the test holds): the process ends within its
+    grace, the run's transaction is rolled back, and what arrived is still there for the next run."""
+    from datetime import UTC, datetime
+
+    from db.session import libpq_url
+    from engine.scheduler import STOP_GRACE_S
+    from tests.engine.helpers import put, series
+
+    put(pg, "CAS-S2-HVAC_1", "vibration_level", series([9.0] * 5, end=datetime.now(UTC)))
+    arrivals = pg.execute("SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals ORDER BY 1, 2").fetchall()
+    assert arrivals
+    with psycopg.connect(libpq_url(database_url)) as blocker:  # a transaction holding the arrivals' table
+        blocker.execute("LOCK TABLE telemetry_arrivals IN ACCESS EXCLUSIVE MODE")
+        p = schedulers()
+        assert wait_until(lambda: pg.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'telemetry_arrivals'::regclass AND NOT granted"
+        ).fetchone()[0], 20), "the run did not reach the locked table"
+        started = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        try:
+            code = p.wait(STOP_GRACE_S + 10)
+        finally:
+            stopped_after = time.monotonic() - started
+            blocker.rollback()
+    assert code == 0 and STOP_GRACE_S - 0.5 <= stopped_after < STOP_GRACE_S + 10
+    assert "jobs still running abandoned" in p.stderr.read()
+    # its statement, granted the lock now, finds its client gone: the server rolls its run back
+    assert wait_until(lambda: pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND state <> 'idle'").fetchone()[0] == 0, 10)
+    assert pg.execute("SELECT count(*) FROM rule_runs").fetchone()[0] == 0
+    assert pg.execute("SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals ORDER BY 1, 2").fetchall() == arrivals
     assert lock_holder(pg) is None
