@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from pydantic import StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
     # Database: unset means the embedded PostgreSQL server with its data in PGDATA_DIR.
     database_url: str | None = None
     pgdata_dir: Path = PROJECT_ROOT / ".pgdata"
+    # the embedded server's buffer cache: "auto" (a quarter of the machine's memory, 128MB to 2GB)
+    # or a PostgreSQL size ("512MB"); applied at its start (db/session.py). A DATABASE_URL
+    # server is tuned by its operator (docs/deployment.md).
+    pg_shared_buffers: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(auto|\d+ ?(kB|MB|GB|TB))$")] = "auto"
 
     # HTTP API
     api_host: str = "127.0.0.1"
