@@ -66,6 +66,8 @@ def test_grafana_runs_the_official_image_with_the_provisioning_and_no_anonymous_
     assert SERVICES["upgrade"]["environment"]["GRAFANA_DB_PASSWORD"] == "${GRAFANA_DB_PASSWORD:-}"
     # pg_stat_statements for the Database dashboard
     assert "shared_preload_libraries=pg_stat_statements" in SERVICES["db"]["command"]
+    # a buffer cache sized for the server, not PostgreSQL's 128MB (docs/deployment.md "Memory")
+    assert "shared_buffers=1GB" in SERVICES["db"]["command"]
 
 
 def test_mosquitto_runs_the_official_image_with_the_config_of_the_repository():
