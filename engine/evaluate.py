@@ -28,6 +28,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db.models import AlertStatus, Metric, Policy, RuleRun
+from db.queries import NEAR_MARGIN
 from engine import alerts as alert_service
 from engine.rules import OPS, PolicyView, Segment, State, advance
 
@@ -426,19 +427,37 @@ _VALUES = {
     # window instead of all of it, one aggregate each. Otherwise (late data, first run, another
     # metric or window, arrivals past the next bucket) the whole window is read. Both ways store
     # the same buckets.
+    # Most runs need neither: a sensor whose readings that arrived already spread wider than the
+    # threshold, near margin included, is not stuck at its newest reading (the window holds them
+    # all, and more readings only widen a spread). Such a quiet series — not firing, no live alert
+    # — stores no value (NULL: the spread was not measured), only that it was evaluated, not
+    # firing, at that reading; its buckets are dropped (the next series that is not quiet reads
+    # its whole window once). The spread of the stuck or nearly stuck ones is measured exactly.
     "flat_line_live": """
+fq AS (
+    SELECT s.*, coalesce(:flat_quiet AND NOT s.st_firing AND s.lo > s.hi - CAST(:window_frame AS interval)
+                         AND NOT (q.spread {op} s.thr + abs(s.thr) * :near_margin), false) AS quiet, q.n AS n_new
+    FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
+                 pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us,
+                 coalesce(pe.firing, false) AS st_firing, count(*) OVER (PARTITION BY s.asset_id) AS ranges
+          FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id) s
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS n, max(t.value) - min(t.value) AS spread
+        FROM readings(s.asset_id, s.metric_id, s.lo, s.hi) t
+        WHERE :flat_quiet AND NOT s.st_firing AND NOT EXISTS (
+            SELECT 1 FROM alerts x WHERE x.asset_id = s.asset_id AND x.policy_id = :policy_id
+              AND x.status = ANY(:live_statuses))) q ON true
+),
 sc AS (
     SELECT s.*, (s.hi_us - :window_us) / :bucket_us AS pb,  -- the window's first bucket
            s.hi_us / :bucket_us AS bn,  -- the newest reading's bucket
            to_timestamp(s.hi_us / :bucket_us * :bucket_s) AS bn_ts,  -- and when it starts
            coalesce(s.win_seconds = :win_seconds AND s.win_n = :bucket_s AND s.lo > s.st_ts
-                    AND s.st[1][1] = s.metric_id AND count(*) OVER (PARTITION BY s.asset_id) = 1
+                    AND s.st[1][1] = s.metric_id AND s.ranges = 1
                     -- what arrived lies in the stored reading's bucket and the next one
                     AND s.hi_us / :bucket_us - """ + _X.replace("t.ts", "s.st_ts") + """ / :bucket_us <= 1
                     AND (s.hi_us - :window_us) / :bucket_us < s.hi_us / :bucket_us - 1, false) AS inc
-    FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
-                 pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us
-          FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id) s
+    FROM fq s WHERE NOT s.quiet
 ),
 -- incremental: the stored whole buckets still in the window (one aggregate over the array), the
 -- part of the window's first bucket up to the stored reading (read again) and what arrived, by
@@ -513,6 +532,10 @@ v AS (
            CASE WHEN first_us <= hi_us - :cover_us THEN top - bottom END,
            NULL::float8, n, NULL::numeric[], vals
     FROM fv
+    UNION ALL  -- quiet: evaluated, not stuck; the spread not measured, the readings that arrived
+    SELECT asset_id, metric_id, site_id, thr, cthr, hi, true, NULL::float8, NULL::float8, n_new, NULL::numeric[],
+           NULL::float8[]
+    FROM fq WHERE quiet
 )""",
     # the live engine: the values of the N - 1 readings before the new ones are stored with the
     # state (policy_evaluations.win_values, at last_ts); when everything that arrived is newer than
@@ -689,6 +712,8 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         # flat_line, its window and bucket
         "vals_seconds": int(window.total_seconds()) if policy.rule_type == "flat_line" else None,
         "vals_n": bucket_s if policy.rule_type == "flat_line" else max(policy.min_points - 1, 0),
+        # flat_line's quiet series: only for a spread at most the threshold (more readings widen it)
+        "flat_quiet": policy.condition in ("<", "<="), "near_margin": NEAR_MARGIN,
     }
 
 

@@ -227,10 +227,37 @@ def test_flat_line_buckets_equal_reading_the_whole_window(pg):
     assert inc_states == full_states
     assert inc_alerts == full_alerts
     assert len(inc_alerts) == 1 and inc_alerts[0][1] is not None, "stuck, then cleared when it moved again"
-    buckets = inc_states[-1][0][7]
-    assert inc_states[-1][0][3:5] == (1800, 300) and 5 <= len(buckets) <= 6
-    assert all(b[0] == inc_states[-1][0][7][0][0] for b in buckets)  # the metric, in every bucket
-    assert sum(b[5] for b in buckets) <= inc_states[-1][0][2]  # whole buckets: part of the window's readings
+    measured = [state for (state,) in inc_states if state[7] is not None]
+    quiet = [state for (state,) in inc_states if state[7] is None]
+    assert quiet and all(q[1] is None and q[6] is False for q in quiet)  # moving: not measured, not firing
+    buckets = measured[-1][7]
+    assert measured[-1][3:5] == (1800, 300) and 5 <= len(buckets) <= 6
+    assert all(b[0] == buckets[0][0] for b in buckets)  # the metric, in every bucket
+    assert sum(b[5] for b in buckets) <= measured[-1][2]  # whole buckets: part of the window's readings
+
+
+def test_a_sensor_that_moves_is_not_measured_but_one_nearly_stuck_or_alerting_is(pg):
+    """F1's quiet series: readings that arrived spreading wider than the threshold and its near
+    margin (0.01 + 10 %) cannot be a stuck window; the run records them evaluated, not firing, the
+    spread not measured. Readings within the margin, a batch longer than the window, or a live
+    alert (its clearing is measured) get the window's exact spread."""
+    asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
+    rows = [(10 * i, 15.0 + (i % 2) * 0.5) for i in range(1, 200)]  # moving by 0.5 every 10 s
+    rows += [(10 * i, 15.0) for i in range(200, 420)]  # then stuck on 15.0 for 36 minutes
+    rows += [(4200, 15.0111), (4210, 15.0)]  # a spread of 0.0111 (0.011 is the threshold's near margin)
+    rows += [(4220, 15.5), (4230, 15.0)]  # moving again
+    cuts = [190, 196, 210, 419, 421]
+    states, alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts)
+    (first,), (moving,), *_, (stuck,), (margin,), (cleared,) = states
+    assert first[1] == 0.5 and first[7] is not None  # the first batch spans more than the window: measured
+    assert (moving[1], moving[2], moving[6], moving[7]) == (None, 6, False, None)  # 6 readings arrived, quiet
+    assert moving[0] == START + timedelta(seconds=1960)  # evaluated at the newest reading
+    assert stuck[1] == 0.0 and stuck[6] is True and len(alerts) == 1  # stuck: measured, firing
+    assert margin[1] == pytest.approx(0.0111) and margin[6] is False and margin[7] is not None
+    assert alerts[0][1] is not None  # cleared by the margin batch (a live alert is measured)
+    assert (cleared[1], cleared[7]) == (None, None)  # moving, no alert: quiet again
+    ((whole,),), _ = _run_in_batches(pg, "F1", asset, metric, rows[:421], [])
+    assert whole[1] == pytest.approx(0.0111)  # the same spread as one run over everything
 
 
 def test_flat_line_state_of_a_sensor_that_just_started(pg):
@@ -239,7 +266,8 @@ def test_flat_line_state_of_a_sensor_that_just_started(pg):
     whole window (a list of buckets, never a flat array)."""
     asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
     start = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)  # a bucket's start
-    rows = [(10 * i, 15.0 + (i % 3) * 0.5) for i in range(1, 60)]  # 10 s apart, over 10 minutes
+    # 10 s apart, over 10 minutes, within 0.011 (a wider spread is quiet: no buckets kept)
+    rows = [(10 * i, 15.0 + (i % 3) * 0.004) for i in range(1, 60)]
     cuts = [6, 12, 20, 29, 40, 50]  # the first batches within the first 5-minute bucket
     incremental, _ = _run_in_batches(pg, "F1", asset, metric, rows, cuts, start=start)
     whole, _ = _run_in_batches(pg, "F1", asset, metric, rows, cuts, start=start,
