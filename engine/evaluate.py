@@ -543,16 +543,23 @@ v AS (
     # after the new ones can exist (nothing to re-evaluate after them). Otherwise (late data, first
     # run, a changed N) the look-up way. Each newest reading stores the N - 1 values up to it.
     "consecutive_live": _consecutive(live=True),
-    # each counter reading minus the baseline of the last reset at or before it (never reset: 0)
+    # each counter reading minus the baseline of the last reset at or before it (never reset: 0).
+    # The last reset up to the range's end is looked up once per series: when it is before the
+    # range's first reading (or there is none), it is every reading's; only a reset within the
+    # range (rare) sends each reading to its own look-up.
     "runtime": """
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, t.ts, true AS evaluated, 1 AS points,
-           NULL::float8 AS cvalue, t.value - coalesce(b.baseline, 0) AS value, NULL::numeric[] AS st,
-           NULL::float8[] AS vals
-    FROM scope s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
-    LEFT JOIN LATERAL (SELECT r.baseline FROM counter_resets r
-                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
+           NULL::float8 AS cvalue, t.value - coalesce(CASE WHEN b.reset_at IS NULL OR b.reset_at <= s.lo THEN b.baseline
+               ELSE (SELECT r.baseline FROM counter_resets r
+                     WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
+                     ORDER BY r.reset_at DESC LIMIT 1) END, 0) AS value,
+           NULL::numeric[] AS st, NULL::float8[] AS vals
+    FROM scope s
+    LEFT JOIN LATERAL (SELECT r.baseline, r.reset_at FROM counter_resets r
+                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= s.hi
                        ORDER BY r.reset_at DESC LIMIT 1) b ON true
+    CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
 )""",
     # silent sensors have no readings to evaluate: one instant, `hi` (the run's now), whose value
     # is the minutes since the most silent metric's newest reading
