@@ -35,6 +35,7 @@ from engine.rules import OPS, PolicyView, Segment, State, advance
 log = logging.getLogger(__name__)
 
 ISLAND_GAP = timedelta(hours=1)  # arrivals of one (asset, metric) further apart are evaluated apart
+QUIET_REFRESH = timedelta(minutes=5)  # a stateless row far from firing is recorded again at most this often
 _MICRO = timedelta(microseconds=1)
 
 
@@ -577,7 +578,7 @@ v AS (
 # silence covers it (event time). Only the live engine looks at them (:live).
 _CLASSES = """
 c AS (
-    SELECT asset_id, site_id, ts, value, points, st, vals,
+    SELECT asset_id, site_id, ts, value, points, st, vals, thr,
            coalesce(points >= :min_points AND value {op} thr, false) AS fire,
            coalesce(points >= :min_points AND {clear}, false) AS clr
     FROM v WHERE evaluated
@@ -615,20 +616,30 @@ seg AS (  -- with whether the asset fired at all in this run (only those matter 
 _LIVE_ASSETS = """
     UNION SELECT asset_id FROM alerts WHERE policy_id = :policy_id AND status = ANY(:live_statuses)"""
 
-# the live engine records the newest value of each (asset, policy) (not a re-evaluated older one)
+# the live engine records the newest value of each (asset, policy) (not a re-evaluated older one).
+# A row that carries no state for the next run (no sums, no stored values: no_data, runtime,
+# flat_line's quiet series), far from firing now and as last recorded (not firing, no live alert,
+# the value outside the status's near margin) and recorded less than :quiet_refresh ago is left as
+# it is: every run would only move its time and a value nothing acts on (docs/engine.md).
 _RECORD = """,
 newest AS (
-    SELECT DISTINCT ON (asset_id) asset_id, ts, value, points, st, vals, cls IN ('F', 'S', 'K') AS firing
+    SELECT DISTINCT ON (asset_id) asset_id, ts, CASE WHEN points >= :min_points THEN value END AS value, points, st,
+           vals, thr, cls IN ('F', 'S', 'K') AS firing
     FROM k ORDER BY asset_id, ts DESC
 ),
 up AS (
     INSERT INTO policy_evaluations AS pe (asset_id, policy_id, evaluated_at, value, points, firing, last_ts, firing_since,
                                           win_seconds, win_n, win_sums, win_values)
-    SELECT asset_id, :policy_id, :now, CASE WHEN points >= :min_points THEN value END, points, firing, ts,
-           CASE WHEN firing THEN ts END,
-           CASE WHEN st IS NOT NULL THEN :win_seconds WHEN vals IS NOT NULL THEN CAST(:vals_seconds AS int) END,
-           CASE WHEN st IS NOT NULL THEN points WHEN vals IS NOT NULL THEN :vals_n END, st, vals
-    FROM newest
+    SELECT n.asset_id, :policy_id, :now, n.value, n.points, n.firing, n.ts,
+           CASE WHEN n.firing THEN n.ts END,
+           CASE WHEN n.st IS NOT NULL THEN :win_seconds WHEN n.vals IS NOT NULL THEN CAST(:vals_seconds AS int) END,
+           CASE WHEN n.st IS NOT NULL THEN n.points WHEN n.vals IS NOT NULL THEN :vals_n END, n.st, n.vals
+    FROM newest n LEFT JOIN policy_evaluations e ON e.asset_id = n.asset_id AND e.policy_id = :policy_id
+    WHERE NOT coalesce(n.st IS NULL AND n.vals IS NULL AND NOT n.firing AND NOT e.firing
+                       AND e.evaluated_at > CAST(:now AS timestamptz) - CAST(:quiet_refresh AS interval)
+                       AND {far_new} AND {far_stored}
+                       AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.asset_id = n.asset_id AND x.policy_id = :policy_id
+                                         AND x.status = ANY(:live_statuses)), false)
     ON CONFLICT (asset_id, policy_id) DO UPDATE SET
         evaluated_at = excluded.evaluated_at, value = excluded.value, points = excluded.points,
         firing = excluded.firing, last_ts = excluded.last_ts, win_seconds = excluded.win_seconds,
@@ -656,6 +667,14 @@ SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instan
 WHERE s.fired
 ORDER BY s.asset_id, s.first_ts
 """
+
+
+def _far(op: str, value: str, threshold: str) -> str:
+    """`value` is no value, or outside the near margin of the asset status (db/queries.py _NEAR)
+    on the side that does not fire."""
+    if op in (">", ">="):
+        return f"coalesce({value} < {threshold} - abs({threshold}) * :near_margin, true)"
+    return f"coalesce({value} > {threshold} + abs({threshold}) * :near_margin, true)"
 
 
 def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
@@ -693,7 +712,9 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
         # quiet series stand for every reading they received
-        + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else "0") if record else _SEGMENTS)
+        + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else "0")
+           .replace("{far_new}", _far(op, "n.value", "n.thr")).replace("{far_stored}", _far(op, "e.value", "n.thr"))
+           if record else _SEGMENTS)
     )
 
 
@@ -721,6 +742,7 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         "vals_n": bucket_s if policy.rule_type == "flat_line" else max(policy.min_points - 1, 0),
         # flat_line's quiet series: only for a spread at most the threshold (more readings widen it)
         "flat_quiet": policy.condition in ("<", "<="), "near_margin": NEAR_MARGIN,
+        "quiet_refresh": QUIET_REFRESH,
     }
 
 

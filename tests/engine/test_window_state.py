@@ -224,11 +224,13 @@ def test_flat_line_buckets_equal_reading_the_whole_window(pg):
     inc_states, inc_alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts)
     full_states, full_alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts,
                                                wipe="UPDATE policy_evaluations SET win_values = NULL")
-    assert inc_states == full_states
+    assert [[r[:7] for r in st] for st in inc_states] == [[r[:7] for r in st] for st in full_states]
+    for (inc,), (full,) in zip(inc_states, full_states):  # buckets stored by the run (the wipe removes
+        assert full[7] is None or inc[7] == full[7]       # them from a row a quiet run leaves as it is)
     assert inc_alerts == full_alerts
     assert len(inc_alerts) == 1 and inc_alerts[0][1] is not None, "stuck, then cleared when it moved again"
-    measured = [state for (state,) in inc_states if state[7] is not None]
-    quiet = [state for (state,) in inc_states if state[7] is None]
+    measured = [state for (state,) in full_states if state[7] is not None]
+    quiet = [state for (state,) in inc_states if state[7] is None]  # recorded by a quiet run
     assert quiet and all(q[1] is None and q[6] is False for q in quiet)  # moving: not measured, not firing
     buckets = measured[-1][7]
     assert measured[-1][3:5] == (1800, 300) and 5 <= len(buckets) <= 6
@@ -239,24 +241,26 @@ def test_flat_line_buckets_equal_reading_the_whole_window(pg):
 def test_a_sensor_that_moves_is_not_measured_but_one_nearly_stuck_or_alerting_is(pg):
     """F1's quiet series: readings that arrived spreading wider than the threshold and its near
     margin (0.01 + 10 %) cannot be a stuck window; the run records them evaluated, not firing, the
-    spread not measured. Readings within the margin, a batch longer than the window, or a live
-    alert (its clearing is measured) get the window's exact spread."""
+    spread not measured — and, as for every row without state, far from firing and recorded less
+    than 5 minutes ago, leaves the row as it is. Readings within the margin, a batch longer than
+    the window, or a live alert (its clearing is measured) get the window's exact spread."""
     asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
-    rows = [(10 * i, 15.0 + (i % 2) * 0.5) for i in range(1, 200)]  # moving by 0.5 every 10 s
-    rows += [(10 * i, 15.0) for i in range(200, 420)]  # then stuck on 15.0 for 36 minutes
-    rows += [(4200, 15.0111), (4210, 15.0)]  # a spread of 0.0111 (0.011 is the threshold's near margin)
-    rows += [(4220, 15.5), (4230, 15.0)]  # moving again
-    cuts = [190, 196, 210, 419, 421]
+    rows = [(10 * i, 15.0 + (i % 2) * 0.5) for i in range(1, 240)]  # moving by 0.5 every 10 s
+    rows += [(10 * i, 15.0) for i in range(240, 460)]  # then stuck on 15.0 for 36 minutes
+    rows += [(4600, 15.0111), (4610, 15.0)]  # a spread of 0.0111 (0.011 is the threshold's near margin)
+    rows += [(4620, 15.5), (4630, 15.0)]  # moving again
+    cuts = [190, 196, 230, 459, 461]
     states, alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts)
-    (first,), (moving,), *_, (stuck,), (margin,), (cleared,) = states
+    (first,), (soon,), (moving,), (stuck,), (margin,), (again,) = states
     assert first[1] == 0.5 and first[7] is not None  # the first batch spans more than the window: measured
-    assert (moving[1], moving[2], moving[6], moving[7]) == (None, 6, False, None)  # 6 readings arrived, quiet
-    assert moving[0] == START + timedelta(seconds=1960)  # evaluated at the newest reading
+    assert soon == first  # quiet, a minute after a far value was recorded: left as it is
+    assert (moving[1], moving[2], moving[6], moving[7]) == (None, 34, False, None)  # 6 min later: recorded quiet
+    assert moving[0] == START + timedelta(seconds=2300)  # evaluated at the newest reading
     assert stuck[1] == 0.0 and stuck[6] is True and len(alerts) == 1  # stuck: measured, firing
     assert margin[1] == pytest.approx(0.0111) and margin[6] is False and margin[7] is not None
     assert alerts[0][1] is not None  # cleared by the margin batch (a live alert is measured)
-    assert (cleared[1], cleared[7]) == (None, None)  # moving, no alert: quiet again
-    ((whole,),), _ = _run_in_batches(pg, "F1", asset, metric, rows[:421], [])
+    assert again == margin  # moving, no alert, recorded 20 s before: left as it is
+    ((whole,),), _ = _run_in_batches(pg, "F1", asset, metric, rows[:461], [])
     assert whole[1] == pytest.approx(0.0111)  # the same spread as one run over everything
 
 
@@ -292,3 +296,41 @@ def test_quiet_series_that_just_started(pg, code):
     incremental, whole = outcomes
     assert incremental == whole
     assert [s[0][2] for s in incremental][:3] == [2, 3, 5]  # points: the readings so far
+
+
+def test_a_row_without_state_far_from_firing_is_recorded_again_every_5_minutes_at_most(pg):
+    """Rows that carry nothing for the next run (R6's counter, N1's silence) are left as they are
+    while far from firing, for 5 minutes after they were recorded; near the threshold, firing, or
+    with a live alert they are recorded at every run. A row with state (R5's last values) is
+    recorded at every run."""
+    from engine.evaluate import QUIET_REFRESH
+
+    elevator = "CAS-S1-ELEVATOR_1"
+
+    def rows():
+        return {code: tuple(row) for code, *row in pg.execute(
+            "SELECT p.code, e.evaluated_at, e.value, e.firing FROM policy_evaluations e "
+            "JOIN policies p ON p.id = e.policy_id WHERE p.code IN ('R5', 'R6', 'N1')")}
+
+    def minute(m: int, cycles: float):
+        at = NOW + timedelta(minutes=m)
+        put(pg, elevator, "door_cycles", [(at, cycles)])
+        put(pg, elevator, "motor_temp", [(at, 40.0 + m)])
+        evaluate(at)
+        return at, rows()
+
+    t0, first = minute(0, 1000)
+    assert first["R6"] == (t0, 1000, False) and first["R5"][0] == t0 and first["N1"][0] == t0
+    t1, second = minute(1, 1100)
+    assert second["R6"] == first["R6"] and second["N1"] == first["N1"]  # far, recorded a minute ago
+    assert second["R5"][0] == t1  # state: recorded every run
+    t6, later = minute(1 + QUIET_REFRESH // timedelta(minutes=1), 1200)  # 5 minutes after the record
+    assert later["R6"] == (t6, 1200, False) and later["N1"][0] == t6
+    t7, near = minute(7, 95_000)  # within 10 % of 100,000 cycles: recorded at once
+    assert near["R6"] == (t7, 95_000, False)
+    t8, nearer = minute(8, 96_000)
+    assert nearer["R6"] == (t8, 96_000, False)
+    t9, firing = minute(9, 100_500)
+    assert firing["R6"] == (t9, 100_500, True)
+    assert pg.execute("SELECT count(*) FROM alerts a JOIN policies p ON p.id = a.policy_id "
+                      "WHERE p.code = 'R6' AND a.status = 'open'").fetchone()[0] == 1
