@@ -619,8 +619,10 @@ _LIVE_ASSETS = """
 # the live engine records the newest value of each (asset, policy) (not a re-evaluated older one).
 # A row that carries no state for the next run (no sums, no stored values: no_data, runtime,
 # flat_line's quiet series), far from firing now and as last recorded (not firing, no live alert,
-# the value outside the status's near margin) and recorded less than :quiet_refresh ago is left as
-# it is: every run would only move its time and a value nothing acts on (docs/engine.md).
+# the value outside the status's near margin) is left as it is: every run would only move its time
+# and a value nothing acts on (docs/engine.md). It is recorded again in its asset's minute (one
+# minute in QUIET_REFRESH, by asset id: a fifth of the fleet each minute, never all at once) or
+# once its record is QUIET_REFRESH old.
 _RECORD = """,
 newest AS (
     SELECT DISTINCT ON (asset_id) asset_id, ts, CASE WHEN points >= :min_points THEN value END AS value, points, st,
@@ -637,6 +639,8 @@ up AS (
     FROM newest n LEFT JOIN policy_evaluations e ON e.asset_id = n.asset_id AND e.policy_id = :policy_id
     WHERE NOT coalesce(n.st IS NULL AND n.vals IS NULL AND NOT n.firing AND NOT e.firing
                        AND e.evaluated_at > CAST(:now AS timestamptz) - CAST(:quiet_refresh AS interval)
+                       AND (n.asset_id + CAST(floor(date_part('epoch', CAST(:now AS timestamptz)) / 60) AS bigint))
+                           % :quiet_minutes <> 0
                        AND {far_new} AND {far_stored}
                        AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.asset_id = n.asset_id AND x.policy_id = :policy_id
                                          AND x.status = ANY(:live_statuses)), false)
@@ -742,7 +746,7 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         "vals_n": bucket_s if policy.rule_type == "flat_line" else max(policy.min_points - 1, 0),
         # flat_line's quiet series: only for a spread at most the threshold (more readings widen it)
         "flat_quiet": policy.condition in ("<", "<="), "near_margin": NEAR_MARGIN,
-        "quiet_refresh": QUIET_REFRESH,
+        "quiet_refresh": QUIET_REFRESH, "quiet_minutes": QUIET_REFRESH // timedelta(minutes=1),
     }
 
 

@@ -250,6 +250,12 @@ def test_a_sensor_that_moves_is_not_measured_but_one_nearly_stuck_or_alerting_is
     rows += [(4600, 15.0111), (4610, 15.0)]  # a spread of 0.0111 (0.011 is the threshold's near margin)
     rows += [(4620, 15.5), (4630, 15.0)]  # moving again
     cuts = [190, 196, 230, 459, 461]
+    from engine.evaluate import QUIET_REFRESH
+    from tests.engine.helpers import ids
+
+    aid, _ = ids(pg, asset, metric)  # the runs at 1,960 and 4,630 s are not in the asset's minute
+    assert all((aid + int((START + timedelta(seconds=t)).timestamp()) // 60) % (QUIET_REFRESH // timedelta(minutes=1))
+               for t in (1960, 4630)), "the test's times must move with the seed's asset ids"
     states, alerts = _run_in_batches(pg, "F1", asset, metric, rows, cuts)
     (first,), (soon,), (moving,), (stuck,), (margin,), (again,) = states
     assert first[1] == 0.5 and first[7] is not None  # the first batch spans more than the window: measured
@@ -298,39 +304,48 @@ def test_quiet_series_that_just_started(pg, code):
     assert [s[0][2] for s in incremental][:3] == [2, 3, 5]  # points: the readings so far
 
 
-def test_a_row_without_state_far_from_firing_is_recorded_again_every_5_minutes_at_most(pg):
+def test_a_row_without_state_far_from_firing_is_recorded_again_in_its_minute_or_after_5_minutes(pg):
     """Rows that carry nothing for the next run (R6's counter, N1's silence) are left as they are
-    while far from firing, for 5 minutes after they were recorded; near the threshold, firing, or
-    with a live alert they are recorded at every run. A row with state (R5's last values) is
-    recorded at every run."""
+    while far from firing, and recorded again in their asset's minute (one in 5, by asset id) or
+    once 5 minutes old; near the threshold, firing, or with a live alert they are recorded at every
+    run. A row with state (R5's last values) is recorded at every run."""
     from engine.evaluate import QUIET_REFRESH
+    from tests.engine.helpers import ids
 
     elevator = "CAS-S1-ELEVATOR_1"
+    aid, _ = ids(pg, elevator, "door_cycles")
+    every = QUIET_REFRESH // timedelta(minutes=1)
+
+    def its_minute(at) -> bool:
+        return (aid + int(at.timestamp()) // 60) % every == 0
 
     def rows():
         return {code: tuple(row) for code, *row in pg.execute(
             "SELECT p.code, e.evaluated_at, e.value, e.firing FROM policy_evaluations e "
             "JOIN policies p ON p.id = e.policy_id WHERE p.code IN ('R5', 'R6', 'N1')")}
 
-    def minute(m: int, cycles: float):
-        at = NOW + timedelta(minutes=m)
+    def run(at, cycles: float):
         put(pg, elevator, "door_cycles", [(at, cycles)])
-        put(pg, elevator, "motor_temp", [(at, 40.0 + m)])
+        put(pg, elevator, "motor_temp", [(at, 40.0)])
         evaluate(at)
-        return at, rows()
+        return rows()
 
-    t0, first = minute(0, 1000)
+    t0 = next(NOW + timedelta(minutes=m) for m in range(every) if its_minute(NOW + timedelta(minutes=m + 2)))
+    first = run(t0, 1000)
     assert first["R6"] == (t0, 1000, False) and first["R5"][0] == t0 and first["N1"][0] == t0
-    t1, second = minute(1, 1100)
+    t1 = t0 + timedelta(minutes=1)
+    second = run(t1, 1100)
     assert second["R6"] == first["R6"] and second["N1"] == first["N1"]  # far, recorded a minute ago
     assert second["R5"][0] == t1  # state: recorded every run
-    t6, later = minute(1 + QUIET_REFRESH // timedelta(minutes=1), 1200)  # 5 minutes after the record
-    assert later["R6"] == (t6, 1200, False) and later["N1"][0] == t6
-    t7, near = minute(7, 95_000)  # within 10 % of 100,000 cycles: recorded at once
-    assert near["R6"] == (t7, 95_000, False)
-    t8, nearer = minute(8, 96_000)
-    assert nearer["R6"] == (t8, 96_000, False)
-    t9, firing = minute(9, 100_500)
-    assert firing["R6"] == (t9, 100_500, True)
+    t2 = t0 + timedelta(minutes=2)  # its minute
+    assert run(t2, 1200)["R6"] == (t2, 1200, False)
+    t3 = t2 + timedelta(minutes=every + 1)  # not its minute, but the record is older than 5 minutes
+    assert not its_minute(t3) and run(t3, 1300)["R6"] == (t3, 1300, False)
+    t4 = t3 + timedelta(minutes=1)
+    assert not its_minute(t4) and run(t4, 95_000)["R6"] == (t4, 95_000, False)  # within 10 % of 100,000
+    t5 = t4 + timedelta(minutes=1)
+    assert not its_minute(t5) and run(t5, 96_000)["R6"] == (t5, 96_000, False)  # near: every run
+    t6 = t5 + timedelta(minutes=1)
+    assert run(t6, 100_500)["R6"] == (t6, 100_500, True)
     assert pg.execute("SELECT count(*) FROM alerts a JOIN policies p ON p.id = a.policy_id "
                       "WHERE p.code = 'R6' AND a.status = 'open'").fetchone()[0] == 1
