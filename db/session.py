@@ -72,7 +72,7 @@ def shared_buffers_wanted() -> str:
 def configure_embedded(url: str) -> bool:
     """Give the embedded server the buffer cache it should have (PostgreSQL's 128MB default
     leaves a fleet's recent readings outside it: each run then reads them again from the
-    system's cache, page by page, ~15 % of a 10,000-asset run; docs/performance.md). True when
+    system's cache, page by page, 10-17 % of a 10,000-asset run; docs/performance.md). True when
     the setting changed and a restart applies it now (no other client connected); with clients
     connected it applies at the server's next start."""
     import psycopg
