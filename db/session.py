@@ -62,8 +62,8 @@ def shared_buffers_wanted() -> str:
     at least PostgreSQL's default (128MB), at most 2GB (in MB)."""
     import os
 
-    wanted = get_settings().pg_shared_buffers.strip()
-    if wanted.lower() != "auto":
+    wanted = get_settings().pg_shared_buffers  # (checked by the setting's pattern)
+    if wanted != "auto":
         return wanted
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return f"{min(max(memory // 4, MIN_SHARED_BUFFERS), MAX_AUTO_SHARED_BUFFERS) // 2**20}MB"

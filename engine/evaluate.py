@@ -275,11 +275,24 @@ scf AS (SELECT * FROM sc WHERE NOT inc),""" + _full_sums("scf", terms, slope=kin
     return sc + _QUIET_AVG + "," + _incremental_sums(terms, slope=False, src="sqs") + ",\n" + _LIVE_AVG.replace("{value}", value)
 
 
+def _live_alert(asset: str) -> str:
+    """The policy has a live alert (open or acknowledged) on the asset `asset`."""
+    return (f"EXISTS (SELECT 1 FROM alerts x WHERE x.asset_id = {asset} AND x.policy_id = :policy_id "
+            "AND x.status = ANY(:live_statuses))")
+
+
+def _far(op: str, value: str, threshold: str) -> str:
+    """`value` is no value, or outside the near margin of the asset status (db/queries.py _NEAR)
+    on the side that does not fire."""
+    if op in (">", ">="):
+        return f"coalesce({value} < {threshold} - abs({threshold}) * :near_margin, true)"
+    return f"coalesce({value} > {threshold} + abs({threshold}) * :near_margin, true)"
+
+
 # A series may go quiet (be evaluated at its newest reading only, when nothing that arrived can
 # fire) if it is incremental, was not firing (a pending period runs) and has no live alert (its
 # clear condition matters reading by reading). `s` is a row of the rule's `sc`.
-_MAY_GO_QUIET = ("s.inc AND NOT s.st_firing AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.asset_id = s.asset_id "
-                 "AND x.policy_id = :policy_id AND x.status = ANY(:live_statuses))")
+_MAY_GO_QUIET = "s.inc AND NOT s.st_firing AND NOT " + _live_alert("s.asset_id")
 
 
 # The live average's quiet series. With the sums, each series stores a bound of the values in its
@@ -435,9 +448,9 @@ _VALUES = {
     # firing, at that reading; its buckets are dropped (the next series that is not quiet reads
     # its whole window once). The spread of the stuck or nearly stuck ones is measured exactly.
     "flat_line_live": """
-fq AS (
-    SELECT s.*, coalesce(:flat_quiet AND NOT s.st_firing AND s.lo > s.hi - CAST(:window_frame AS interval)
-                         AND NOT (q.spread {op} s.thr + abs(s.thr) * :near_margin), false) AS quiet, q.n AS n_new
+fq AS (  -- (q is empty, n = 0, for a series firing or with a live alert)
+    SELECT s.*, coalesce(q.n > 0 AND s.lo > s.hi - CAST(:window_frame AS interval) AND {far_spread}, false) AS quiet,
+           q.n AS n_new
     FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
                  pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us,
                  coalesce(pe.firing, false) AS st_firing, count(*) OVER (PARTITION BY s.asset_id) AS ranges
@@ -445,9 +458,7 @@ fq AS (
     LEFT JOIN LATERAL (
         SELECT count(*) AS n, max(t.value) - min(t.value) AS spread
         FROM readings(s.asset_id, s.metric_id, s.lo, s.hi) t
-        WHERE :flat_quiet AND NOT s.st_firing AND NOT EXISTS (
-            SELECT 1 FROM alerts x WHERE x.asset_id = s.asset_id AND x.policy_id = :policy_id
-              AND x.status = ANY(:live_statuses))) q ON true
+        WHERE NOT s.st_firing AND NOT """ + _live_alert("s.asset_id") + """) q ON true
 ),
 sc AS (
     SELECT s.*, (s.hi_us - :window_us) / :bucket_us AS pb,  -- the window's first bucket
@@ -641,9 +652,7 @@ up AS (
                        AND e.evaluated_at > CAST(:now AS timestamptz) - CAST(:quiet_refresh AS interval)
                        AND (n.asset_id + CAST(floor(date_part('epoch', CAST(:now AS timestamptz)) / 60) AS bigint))
                            % :quiet_minutes <> 0
-                       AND {far_new} AND {far_stored}
-                       AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.asset_id = n.asset_id AND x.policy_id = :policy_id
-                                         AND x.status = ANY(:live_statuses)), false)
+                       AND {far_new} AND {far_stored} AND NOT """ + _live_alert("n.asset_id") + """, false)
     ON CONFLICT (asset_id, policy_id) DO UPDATE SET
         evaluated_at = excluded.evaluated_at, value = excluded.value, points = excluded.points,
         firing = excluded.firing, last_ts = excluded.last_ts, win_seconds = excluded.win_seconds,
@@ -671,14 +680,6 @@ SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instan
 WHERE s.fired
 ORDER BY s.asset_id, s.first_ts
 """
-
-
-def _far(op: str, value: str, threshold: str) -> str:
-    """`value` is no value, or outside the near margin of the asset status (db/queries.py _NEAR)
-    on the side that does not fire."""
-    if op in (">", ">="):
-        return f"coalesce({value} < {threshold} - abs({threshold}) * :near_margin, true)"
-    return f"coalesce({value} > {threshold} + abs({threshold}) * :near_margin, true)"
 
 
 def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
@@ -712,7 +713,10 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
     return (
         "WITH " + _SCOPE.format(ranges=ranges, reach=reach) + ","
         + values.format(agg=agg, cagg=cagg, op=op, bound_agg="greatest" if policy.peak_is_max else "least",
-                        bound_fn="max" if policy.peak_is_max else "min") + ","
+                        bound_fn="max" if policy.peak_is_max else "min",
+                        # flat_line's quiet series: only for a spread at most the threshold (more
+                        # readings widen a spread; "at least" could not be decided from a part)
+                        far_spread=_far(op, "q.spread", "s.thr") if op in ("<", "<=") else "false") + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
         # quiet series stand for every reading they received
@@ -744,8 +748,7 @@ def params(policy: PolicyView, *, now: datetime, live: bool, threshold_forced: b
         # flat_line, its window and bucket
         "vals_seconds": int(window.total_seconds()) if policy.rule_type == "flat_line" else None,
         "vals_n": bucket_s if policy.rule_type == "flat_line" else max(policy.min_points - 1, 0),
-        # flat_line's quiet series: only for a spread at most the threshold (more readings widen it)
-        "flat_quiet": policy.condition in ("<", "<="), "near_margin": NEAR_MARGIN,
+        "near_margin": NEAR_MARGIN,
         "quiet_refresh": QUIET_REFRESH, "quiet_minutes": QUIET_REFRESH // timedelta(minutes=1),
     }
 

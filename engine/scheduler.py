@@ -126,11 +126,8 @@ def serve() -> None:
     standby_logged = threading.Event()
     running = _Running()
 
+    @running.job("evaluate")
     def tick() -> None:
-        with running.job("evaluate"):
-            _tick()
-
-    def _tick() -> None:
         if not leader.ensure():
             if not standby_logged.is_set():
                 log.info("standby: another scheduler is active")
@@ -152,16 +149,16 @@ def serve() -> None:
         next_run_time=datetime.now(UTC), misfire_grace_time=None,
     )
 
+    @running.job("maintain")
     def maintenance_tick() -> None:  # storage maintenance (engine/maintenance.py), same leadership
-        with running.job("maintain"):
-            if not leader.ensure():
-                return
-            try:
-                maintain(now=datetime.now(UTC), hot_days=settings.telemetry_hot_days,
-                         telemetry_retention_days=settings.telemetry_retention_days,
-                         rollup_retention_days=settings.rollup_retention_days)
-            except Exception as exc:  # noqa: BLE001 - the next pass finishes the work
-                _log_failure("storage maintenance", exc)
+        if not leader.ensure():
+            return
+        try:
+            maintain(now=datetime.now(UTC), hot_days=settings.telemetry_hot_days,
+                     telemetry_retention_days=settings.telemetry_retention_days,
+                     rollup_retention_days=settings.rollup_retention_days)
+        except Exception as exc:  # noqa: BLE001 - the next pass finishes the work
+            _log_failure("storage maintenance", exc)
 
     scheduler.add_job(
         maintenance_tick, "interval", seconds=settings.maintenance_interval_s, id="maintain", coalesce=True,
