@@ -574,13 +574,13 @@ v AS (
     CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
 )""",
     # silent sensors have no readings to evaluate: one instant, `hi` (the run's now), whose value
-    # is the minutes since the most silent metric's newest reading
+    # is the minutes since the most silent metric's newest reading (`lo`, _NO_DATA_RANGES)
     "no_data": """
 v AS (
     SELECT s.asset_id, 0 AS metric_id, s.site_id, s.thr, s.cthr, s.hi AS ts, true AS evaluated,
-           NULL::float8 AS cvalue, CAST(max(extract(epoch FROM s.hi - l.last_ts) / 60.0) AS float8) AS value, count(*) AS points,
+           NULL::float8 AS cvalue, CAST(max(extract(epoch FROM s.hi - s.lo) / 60.0) AS float8) AS value, count(*) AS points,
            NULL::numeric[] AS st, NULL::float8[] AS vals
-    FROM scope s JOIN telemetry_latest l ON l.asset_id = s.asset_id AND l.metric_id = s.metric_id
+    FROM scope s
     GROUP BY s.asset_id, s.site_id, s.thr, s.cthr, s.hi
 )""",
 }
@@ -647,12 +647,15 @@ up AS (
            CASE WHEN n.firing THEN n.ts END,
            CASE WHEN n.st IS NOT NULL THEN :win_seconds WHEN n.vals IS NOT NULL THEN CAST(:vals_seconds AS int) END,
            CASE WHEN n.st IS NOT NULL THEN n.points WHEN n.vals IS NOT NULL THEN :vals_n END, n.st, n.vals
-    FROM newest n LEFT JOIN policy_evaluations e ON e.asset_id = n.asset_id AND e.policy_id = :policy_id
-    WHERE NOT coalesce(n.st IS NULL AND n.vals IS NULL AND NOT n.firing AND NOT e.firing
-                       AND e.evaluated_at > CAST(:now AS timestamptz) - CAST(:quiet_refresh AS interval)
-                       AND (n.asset_id + CAST(floor(date_part('epoch', CAST(:now AS timestamptz)) / 60) AS bigint))
-                           % :quiet_minutes <> 0
-                       AND {far_new} AND {far_stored} AND NOT """ + _live_alert("n.asset_id") + """, false)
+    FROM newest n  -- (the stored row is looked at last, only for a row that may be left)
+    WHERE NOT (n.st IS NULL AND n.vals IS NULL AND NOT n.firing
+               AND (n.asset_id + CAST(floor(date_part('epoch', CAST(:now AS timestamptz)) / 60) AS bigint))
+                   % :quiet_minutes <> 0
+               AND {far_new} AND EXISTS (
+                   SELECT 1 FROM policy_evaluations e WHERE e.asset_id = n.asset_id AND e.policy_id = :policy_id
+                     AND NOT e.firing AND e.evaluated_at > CAST(:now AS timestamptz) - CAST(:quiet_refresh AS interval)
+                     AND {far_stored})
+               AND NOT """ + _live_alert("n.asset_id") + """)
     ON CONFLICT (asset_id, policy_id) DO UPDATE SET
         evaluated_at = excluded.evaluated_at, value = excluded.value, points = excluded.points,
         firing = excluded.firing, last_ts = excluded.last_ts, win_seconds = excluded.win_seconds,
@@ -814,8 +817,8 @@ def take_arrivals(session: Session, *, now: datetime, consume: bool, shard: tupl
 
 
 _LIVE_RANGES = "SELECT asset_id, metric_id, lo, hi FROM run_ranges"
-# no_data looks at every asset at `now`, not at what arrived
-_NO_DATA_RANGES = ("SELECT l.asset_id, l.metric_id, CAST(:now AS timestamptz) AS lo, CAST(:now AS timestamptz) AS hi "
+# no_data looks at every asset at `now`, not at what arrived: its range is (newest reading, now]
+_NO_DATA_RANGES = ("SELECT l.asset_id, l.metric_id, l.last_ts AS lo, CAST(:now AS timestamptz) AS hi "
                    "FROM telemetry_latest l WHERE " + _IN_SHARD.format(col="l.asset_id"))
 
 
