@@ -374,6 +374,9 @@ class TelemetryArrival(Base):
     min_ts: Mapped[datetime] = mapped_column(TZ)
     max_ts: Mapped[datetime] = mapped_column(TZ)
     n: Mapped[int] = mapped_column(Integer)
+    # the smallest and largest value that arrived (migration 0016; NULL in rows written before)
+    vmin: Mapped[float | None] = mapped_column(Float)
+    vmax: Mapped[float | None] = mapped_column(Float)
     arrived_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
 

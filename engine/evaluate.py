@@ -82,7 +82,7 @@ def view(p: Policy, metric: str | None, unit: str | None, label_fr: str | None) 
 
 _SCOPE = """
 scope AS (
-    SELECT r.asset_id, r.metric_id, r.lo, {reach} AS hi, a.site_id,
+    SELECT r.asset_id, r.metric_id, r.lo, {reach} AS hi, a.site_id{extra},
            CASE WHEN :force_threshold THEN :threshold ELSE coalesce(o.threshold, :threshold) END AS thr,
            CASE WHEN :force_clear THEN :clear_threshold ELSE coalesce(o.clear_threshold, :clear_threshold) END AS cthr
     FROM ({ranges}) r
@@ -92,6 +92,10 @@ scope AS (
       AND (CAST(:metric_ids AS smallint[]) IS NULL OR r.metric_id = ANY(:metric_ids))
       AND coalesce(o.enabled, true)
 )"""
+
+# what arrived in the range, from the arrivals (_LIVE_RANGES): how many readings, their smallest and
+# largest value (NULL when not known for the whole range)
+_ARRIVED = ", r.n AS arrived, r.vmin, r.vmax"
 
 # A reading changes the value of later readings too: those in its window (windowed rules) or
 # the N - 1 after it (consecutive). A late reading re-evaluates them (never past the run's now).
@@ -447,18 +451,25 @@ _VALUES = {
     # — stores no value (NULL: the spread was not measured), only that it was evaluated, not
     # firing, at that reading; its buckets are dropped (the next series that is not quiet reads
     # its whole window once). The spread of the stuck or nearly stuck ones is measured exactly.
+    # The spread of what arrived comes with the arrivals (their smallest and largest value,
+    # run_ranges.vmin / vmax): read back from telemetry only for ranges without it (arrivals
+    # written before migration 0016, or a range reaching past the run's now).
     "flat_line_live": """
-fq AS (  -- (q is empty, n = 0, for a series firing or with a live alert)
+fq AS (  -- (q is empty for a series firing or with a live alert)
     SELECT s.*, coalesce(q.n > 0 AND s.lo > s.hi - CAST(:window_frame AS interval) AND {far_spread}, false) AS quiet,
            q.n AS n_new
-    FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, pe.last_ts AS st_ts,
-                 pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us,
+    FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, s.arrived, s.vmin, s.vmax,
+                 pe.last_ts AS st_ts, pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us,
                  coalesce(pe.firing, false) AS st_firing, count(*) OVER (PARTITION BY s.asset_id) AS ranges
           FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id) s
     LEFT JOIN LATERAL (
-        SELECT count(*) AS n, max(t.value) - min(t.value) AS spread
+        SELECT s.arrived AS n, s.vmax - s.vmin AS spread
+        WHERE s.vmin IS NOT NULL AND NOT s.st_firing AND NOT """ + _live_alert("s.asset_id") + """
+        UNION ALL
+        SELECT count(*), max(t.value) - min(t.value)
         FROM readings(s.asset_id, s.metric_id, s.lo, s.hi) t
-        WHERE NOT s.st_firing AND NOT """ + _live_alert("s.asset_id") + """) q ON true
+        WHERE s.vmin IS NULL AND NOT s.st_firing AND NOT """ + _live_alert("s.asset_id") + """
+        HAVING s.vmin IS NULL) q ON true
 ),
 sc AS (
     SELECT s.*, (s.hi_us - :window_us) / :bucket_us AS pb,  -- the window's first bucket
@@ -702,19 +713,20 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         clear = f"NOT (value {op} thr)"
     else:  # runtime policies: only their work order done ends the alert
         clear = "false"
-    quiet = False  # the live engine's consecutive and average rules have quiet series (sq)
+    quiet = arrived = False  # the live engine's consecutive and average rules have quiet series (sq)
     if policy.rule_type == "rate_of_change" or (policy.rule_type == "threshold" and agg == "avg"):
         kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
         values = _running(kind, incremental=record)
         quiet = record and kind == "threshold_avg"
     elif record and policy.rule_type in ("flat_line", "consecutive"):
         values = _VALUES[{"flat_line": "flat_line_live", "consecutive": "consecutive_live"}[policy.rule_type]]
+        arrived = policy.rule_type == "flat_line"  # its quiet test reads what arrived from the arrivals
         quiet = policy.rule_type == "consecutive"
     else:
         values = _VALUES[policy.rule_type]
     reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
     return (
-        "WITH " + _SCOPE.format(ranges=ranges, reach=reach) + ","
+        "WITH " + _SCOPE.format(ranges=ranges, reach=reach, extra=_ARRIVED if arrived else "") + ","
         + values.format(agg=agg, cagg=cagg, op=op, bound_agg="greatest" if policy.peak_is_max else "least",
                         bound_fn="max" if policy.peak_is_max else "min",
                         # flat_line's quiet series: only for a spread at most the threshold (more
@@ -768,12 +780,13 @@ def segments_of(rows: Iterable) -> list[Segment]:
 _TAKE_ARRIVALS = """
 WITH consumed AS ({take}),
 taken AS (
-    SELECT asset_id, metric_id, min_ts, max_ts FROM consumed
+    SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax FROM consumed
     UNION ALL
-    SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals WHERE max_ts > :now AND {in_shard}
+    SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax FROM telemetry_arrivals WHERE max_ts > :now AND {in_shard}
 ),
-ordered AS (
-    SELECT asset_id, metric_id, min_ts, least(max_ts, :now) AS max_ts,
+ordered AS (  -- (the values of an arrival reaching past now are not all in the range)
+    SELECT asset_id, metric_id, min_ts, least(max_ts, :now) AS max_ts, CASE WHEN max_ts <= :now THEN n END AS n,
+           CASE WHEN max_ts <= :now THEN vmin END AS vmin, CASE WHEN max_ts <= :now THEN vmax END AS vmax,
            max(max_ts) OVER (PARTITION BY asset_id, metric_id ORDER BY min_ts
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
     FROM taken WHERE min_ts <= :now
@@ -783,14 +796,17 @@ islands AS (
                 OVER (PARTITION BY asset_id, metric_id ORDER BY min_ts) AS island
     FROM ordered
 )
-INSERT INTO run_ranges (asset_id, metric_id, lo, hi)
-SELECT asset_id, metric_id, min(min_ts), max(max_ts) FROM islands GROUP BY asset_id, metric_id, island
+INSERT INTO run_ranges (asset_id, metric_id, lo, hi, n, vmin, vmax)
+SELECT asset_id, metric_id, min(min_ts), max(max_ts), CASE WHEN bool_and(known) THEN sum(n) END,
+       CASE WHEN bool_and(known) THEN min(vmin) END, CASE WHEN bool_and(known) THEN max(vmax) END
+FROM (SELECT *, n IS NOT NULL AND vmin IS NOT NULL AND vmax IS NOT NULL AS known FROM islands) i
+GROUP BY asset_id, metric_id, island
 """
 # a shard (k of n) takes the assets whose id is k modulo n; no shard (n NULL): every asset
 _IN_SHARD = "(CAST(:shards AS int) IS NULL OR {col} % :shards = :shard)"
 _CONSUME = ("DELETE FROM telemetry_arrivals WHERE max_ts <= :now AND " + _IN_SHARD.format(col="asset_id")
-            + " RETURNING asset_id, metric_id, min_ts, max_ts")
-_PEEK = ("SELECT asset_id, metric_id, min_ts, max_ts FROM telemetry_arrivals WHERE max_ts <= :now AND "
+            + " RETURNING asset_id, metric_id, min_ts, max_ts, n, vmin, vmax")
+_PEEK = ("SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax FROM telemetry_arrivals WHERE max_ts <= :now AND "
          + _IN_SHARD.format(col="asset_id"))
 
 
@@ -798,14 +814,19 @@ def _shard_params(shard: tuple[int, int] | None) -> dict:
     return {"shard": shard[0] if shard else 0, "shards": shard[1] if shard else None}
 
 
+# what a run takes, per connection: islands of event time per (asset, metric), with how many
+# readings arrived in each and their smallest and largest value (all three NULL unless known for
+# every arrival of the island, none reaching past the run's now)
+RUN_RANGES = ("CREATE TEMP TABLE IF NOT EXISTS run_ranges (asset_id int, metric_id smallint, lo timestamptz, "
+              "hi timestamptz, n int, vmin float8, vmax float8) ON COMMIT DELETE ROWS")
+
+
 def take_arrivals(session: Session, *, now: datetime, consume: bool, shard: tuple[int, int] | None = None) -> int:
     """Put what arrived since the previous run into the temporary table run_ranges (islands of
     event time per asset and metric, up to `now`) and refresh telemetry_latest; with `consume`
     the arrivals are deleted (the run commits that with its results; a partial run, of some
     policies only, leaves them for the next full one)."""
-    session.execute(text(
-        "CREATE TEMP TABLE IF NOT EXISTS run_ranges (asset_id int, metric_id smallint, lo timestamptz, "
-        "hi timestamptz) ON COMMIT DELETE ROWS"))
+    session.execute(text(RUN_RANGES))
     session.execute(text("DELETE FROM run_ranges"))  # (not TRUNCATE: see _prepared)
     sql = _TAKE_ARRIVALS.format(take=_CONSUME if consume else _PEEK, in_shard=_IN_SHARD.format(col="asset_id"))
     n = session.execute(text(sql), {"gap": ISLAND_GAP, "now": now, **_shard_params(shard)}).rowcount
@@ -816,7 +837,7 @@ def take_arrivals(session: Session, *, now: datetime, consume: bool, shard: tupl
     return n
 
 
-_LIVE_RANGES = "SELECT asset_id, metric_id, lo, hi FROM run_ranges"
+_LIVE_RANGES = "SELECT asset_id, metric_id, lo, hi, n, vmin, vmax FROM run_ranges"
 # no_data looks at every asset at `now`, not at what arrived: its range is (newest reading, now]
 _NO_DATA_RANGES = ("SELECT l.asset_id, l.metric_id, l.last_ts AS lo, CAST(:now AS timestamptz) AS hi "
                    "FROM telemetry_latest l WHERE " + _IN_SHARD.format(col="l.asset_id"))

@@ -67,11 +67,10 @@ def _seq_scans(conn, sql: str) -> set[str]:
 
 def test_a_plan_kept_run_after_run_reads_every_partition_by_its_index_even_one_planned_empty(pg):
     from db.session import get_engine
-    from engine.evaluate import _prepared, live_statement, load_policies
+    from engine.evaluate import RUN_RANGES, _prepared, live_statement, load_policies
 
     with get_engine().connect() as conn, Session(bind=conn) as s:
-        s.execute(text("CREATE TEMP TABLE IF NOT EXISTS run_ranges (asset_id int, metric_id smallint, "
-                       "lo timestamptz, hi timestamptz) ON COMMIT DELETE ROWS"))
+        s.execute(text(RUN_RANGES))
         empty = {r[0] for r in s.execute(text(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = 'telemetry'::regclass AND NOT EXISTS (SELECT 1 FROM telemetry t "

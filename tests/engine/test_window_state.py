@@ -270,6 +270,74 @@ def test_a_sensor_that_moves_is_not_measured_but_one_nearly_stuck_or_alerting_is
     assert whole[1] == pytest.approx(0.0111)  # the same spread as one run over everything
 
 
+def test_the_arrivals_carry_the_range_of_their_values_into_the_run(pg):
+    """Each insert statement's arrival keeps its readings' smallest and largest value (migration
+    0016); the run's range of an (asset, metric) has them for all it took — unless one of its
+    arrivals reaches past the run's now (those readings wait), or one was written without them."""
+    from sqlalchemy import text
+
+    from db.session import session_scope
+    from engine.evaluate import take_arrivals
+    from tests.engine.helpers import ids
+
+    asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
+    aid, mid = ids(pg, asset, metric)
+    put(pg, asset, metric, [(NOW - timedelta(seconds=30), 15.2), (NOW - timedelta(seconds=20), 14.9)])
+    put(pg, asset, metric, [(NOW - timedelta(seconds=10), 15.4)])
+    assert pg.execute("SELECT n, vmin, vmax FROM telemetry_arrivals WHERE asset_id = %s AND metric_id = %s "
+                      "ORDER BY id", (aid, mid)).fetchall() == [(2, 14.9, 15.2), (1, 15.4, 15.4)]
+
+    def taken(now):
+        with session_scope() as s:
+            take_arrivals(s, now=now, consume=False)
+            rows = s.execute(text("SELECT n, vmin, vmax FROM run_ranges WHERE asset_id = :a AND metric_id = :m"),
+                             {"a": aid, "m": mid}).all()
+            s.rollback()
+        return [tuple(r) for r in rows]
+
+    assert taken(NOW) == [(3, 14.9, 15.4)]
+    assert taken(NOW - timedelta(seconds=25)) == [(None, None, None)]  # an arrival past now: not all in the range
+    assert taken(NOW - timedelta(seconds=15)) == [(2, 14.9, 15.2)]  # the later one wholly after now: not taken
+    pg.execute("UPDATE telemetry_arrivals SET vmin = NULL, vmax = NULL WHERE n = 1")  # as written before 0016
+    assert taken(NOW) == [(None, None, None)]
+
+
+def test_a_flat_line_tells_a_moving_sensor_from_its_arrivals_with_the_same_outcome(pg):
+    """F1's quiet test takes the spread of what arrived from the arrivals (their smallest and
+    largest value) instead of reading the readings back: run after run, the same values, states
+    and alerts as when the arrivals do not have it (read back from telemetry)."""
+    asset, metric = "CAS-S1-HVAC_1", "temp_supply_air"
+    rows = [(10 * i, 15.0 + (i % 2) * 0.5) for i in range(1, 240)]  # moving
+    rows += [(10 * i, 15.0) for i in range(240, 460)]  # stuck
+    rows += [(4600, 15.0111), (4610, 15.0), (4620, 15.5), (4630, 15.0)]  # within the margin, then moving
+    cuts = [190, 196, 230, 300, 459, 461, 463]
+    arrivals = _run_in_batches(pg, "F1", asset, metric, rows, cuts)
+    read_back = _run_in_batches(pg, "F1", asset, metric, rows, cuts,
+                                wipe="UPDATE telemetry_arrivals SET vmin = NULL, vmax = NULL")
+    assert arrivals == read_back
+    states, alerts = arrivals
+    assert any(state[1] is None for (state,) in states)  # some runs were quiet
+    assert len(alerts) == 1 and alerts[0][1] is not None
+
+    # the quiet test does read the arrivals: readings changed behind them (never done by the
+    # platform) are not read back for a sensor whose arrivals spread wide; read back, they are
+    from tests.engine.helpers import ids
+
+    aid, mid = ids(pg, asset, metric)
+    for wipe, fires in ((None, False), ("UPDATE telemetry_arrivals SET vmin = NULL, vmax = NULL", True)):
+        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+        put(pg, asset, metric, [(START + timedelta(seconds=10 * i), 15.0 + (i % 2) * 0.5) for i in range(1, 200)])
+        evaluate(START + timedelta(seconds=1990), codes=None)  # the first run reads its window whole
+        put(pg, asset, metric, [(START + timedelta(seconds=10 * i), 15.0 + (i % 2) * 0.5) for i in range(200, 206)])
+        pg.execute("UPDATE telemetry SET value = 15.0 WHERE asset_id = %s AND metric_id = %s", (aid, mid))
+        pg.execute("UPDATE policy_evaluations SET win_values = NULL")  # (its buckets hold the old values)
+        if wipe:
+            pg.execute(wipe)
+        evaluate(START + timedelta(seconds=2050), codes=None)
+        (state,) = _state(pg, "F1")
+        assert state[6] is fires and len(_alerts(pg, "F1")) == int(fires)
+
+
 def test_flat_line_state_of_a_sensor_that_just_started(pg):
     """A sensor whose readings so far fill one bucket: the next run merges what arrived into that
     single stored bucket. Run after run, the buckets stored must be those of a run that reads the
