@@ -377,6 +377,7 @@ class TelemetryArrival(Base):
     # the smallest and largest value that arrived (migration 0016; NULL in rows written before)
     vmin: Mapped[float | None] = mapped_column(Float)
     vmax: Mapped[float | None] = mapped_column(Float)
+    vlast: Mapped[float | None] = mapped_column(Float)  # the newest reading's value (migration 0017)
     arrived_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
 

@@ -94,8 +94,8 @@ scope AS (
 )"""
 
 # what arrived in the range, from the arrivals (_LIVE_RANGES): how many readings, their smallest and
-# largest value (NULL when not known for the whole range)
-_ARRIVED = ", r.n AS arrived, r.vmin, r.vmax"
+# largest value, the newest one's (NULL when not known for the whole range)
+_ARRIVED = ", r.n AS arrived, r.vmin, r.vmax, r.vlast"
 
 # A reading changes the value of later readings too: those in its window (windowed rules) or
 # the N - 1 after it (consecutive). A late reading re-evaluates them (never past the run's now).
@@ -584,6 +584,39 @@ v AS (
                        ORDER BY r.reset_at DESC LIMIT 1) b ON true
     CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
 )""",
+    # the live engine: a series is quiet when the arrivals say that none of what arrived can fire
+    # — its baseline is every reading's (no reset within the range) and the largest value that
+    # arrived minus it (the smallest, for < and <=) does not satisfy the condition (the same
+    # float8 subtraction, monotonic in the value) — and it is not firing and has no live alert.
+    # A quiet series is evaluated at its newest reading only (its value from the arrivals), with
+    # no read of telemetry; the others reading by reading as above.
+    "runtime_live": """
+rq AS (
+    SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, s.arrived, s.vlast, b.baseline, b.reset_at,
+           coalesce(s.vlast IS NOT NULL AND (b.reset_at IS NULL OR b.reset_at <= s.lo)
+                    AND NOT ({bound} - coalesce(b.baseline, 0) {op} s.thr)
+                    AND NOT EXISTS (SELECT 1 FROM policy_evaluations e
+                                    WHERE e.asset_id = s.asset_id AND e.policy_id = :policy_id AND e.firing)
+                    AND NOT """ + _live_alert("s.asset_id") + """, false) AS quiet
+    FROM scope s
+    LEFT JOIN LATERAL (SELECT r.baseline, r.reset_at FROM counter_resets r
+                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= s.hi
+                       ORDER BY r.reset_at DESC LIMIT 1) b ON true
+),
+v AS (
+    SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, t.ts, true AS evaluated, 1 AS points,
+           NULL::float8 AS cvalue, t.value - coalesce(CASE WHEN s.reset_at IS NULL OR s.reset_at <= s.lo THEN s.baseline
+               ELSE (SELECT r.baseline FROM counter_resets r
+                     WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
+                     ORDER BY r.reset_at DESC LIMIT 1) END, 0) AS value,
+           NULL::numeric[] AS st, NULL::float8[] AS vals
+    FROM rq s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
+    WHERE NOT s.quiet
+    UNION ALL  -- a quiet series: its newest reading (hi: the newest that arrived)
+    SELECT asset_id, metric_id, site_id, thr, cthr, hi, true, 1, NULL::float8, vlast - coalesce(baseline, 0),
+           NULL::numeric[], NULL::float8[]
+    FROM rq WHERE quiet
+)""",
     # silent sensors have no readings to evaluate: one instant, `hi` (the run's now), whose value
     # is the minutes since the most silent metric's newest reading (`lo`, _NO_DATA_RANGES)
     "no_data": """
@@ -688,6 +721,7 @@ ORDER BY 1 NULLS FIRST, 3
 """
 # readings a quiet series received besides the newest one (evaluated at once: none can fire)
 _QUIET_READINGS = "(SELECT CAST(coalesce(sum(n_new - 1), 0) AS bigint) FROM sq WHERE quiet)"
+_QUIET_RUNTIME_READINGS = "(SELECT CAST(coalesce(sum(arrived - 1), 0) AS bigint) FROM rq WHERE quiet)"
 
 _SEGMENTS = """
 SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instants FROM seg s
@@ -713,14 +747,16 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         clear = f"NOT (value {op} thr)"
     else:  # runtime policies: only their work order done ends the alert
         clear = "false"
-    quiet = arrived = False  # the live engine's consecutive and average rules have quiet series (sq)
+    # the live engine's consecutive and average rules have quiet series (sq), its runtime rules too (rq)
+    quiet = arrived = quiet_runtime = False
     if policy.rule_type == "rate_of_change" or (policy.rule_type == "threshold" and agg == "avg"):
         kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
         values = _running(kind, incremental=record)
         quiet = record and kind == "threshold_avg"
-    elif record and policy.rule_type in ("flat_line", "consecutive"):
-        values = _VALUES[{"flat_line": "flat_line_live", "consecutive": "consecutive_live"}[policy.rule_type]]
-        arrived = policy.rule_type == "flat_line"  # its quiet test reads what arrived from the arrivals
+    elif record and policy.rule_type in ("flat_line", "consecutive", "runtime"):
+        values = _VALUES[policy.rule_type + "_live"]
+        arrived = policy.rule_type != "consecutive"  # their quiet tests read what arrived from the arrivals
+        quiet_runtime = policy.rule_type == "runtime"
         quiet = policy.rule_type == "consecutive"
     else:
         values = _VALUES[policy.rule_type]
@@ -731,11 +767,12 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
                         bound_fn="max" if policy.peak_is_max else "min",
                         # flat_line's quiet series: only for a spread at most the threshold (more
                         # readings widen a spread; "at least" could not be decided from a part)
-                        far_spread=_far(op, "q.spread", "s.thr") if op in ("<", "<=") else "false") + ","
+                        far_spread=_far(op, "q.spread", "s.thr") if op in ("<", "<=") else "false",
+                        bound="s.vmax" if op in (">", ">=") else "s.vmin") + ","
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
         # quiet series stand for every reading they received
-        + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else "0")
+        + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else _QUIET_RUNTIME_READINGS if quiet_runtime else "0")
            .replace("{far_new}", _far(op, "n.value", "n.thr")).replace("{far_stored}", _far(op, "e.value", "n.thr"))
            if record else _SEGMENTS)
     )
@@ -780,13 +817,15 @@ def segments_of(rows: Iterable) -> list[Segment]:
 _TAKE_ARRIVALS = """
 WITH consumed AS ({take}),
 taken AS (
-    SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax FROM consumed
+    SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax, vlast FROM consumed
     UNION ALL
-    SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax FROM telemetry_arrivals WHERE max_ts > :now AND {in_shard}
+    SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax, vlast FROM telemetry_arrivals
+    WHERE max_ts > :now AND {in_shard}
 ),
 ordered AS (  -- (the values of an arrival reaching past now are not all in the range)
     SELECT asset_id, metric_id, min_ts, least(max_ts, :now) AS max_ts, CASE WHEN max_ts <= :now THEN n END AS n,
            CASE WHEN max_ts <= :now THEN vmin END AS vmin, CASE WHEN max_ts <= :now THEN vmax END AS vmax,
+           CASE WHEN max_ts <= :now THEN vlast END AS vlast,
            max(max_ts) OVER (PARTITION BY asset_id, metric_id ORDER BY min_ts
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
     FROM taken WHERE min_ts <= :now
@@ -796,17 +835,19 @@ islands AS (
                 OVER (PARTITION BY asset_id, metric_id ORDER BY min_ts) AS island
     FROM ordered
 )
-INSERT INTO run_ranges (asset_id, metric_id, lo, hi, n, vmin, vmax)
+INSERT INTO run_ranges (asset_id, metric_id, lo, hi, n, vmin, vmax, vlast)
 SELECT asset_id, metric_id, min(min_ts), max(max_ts), CASE WHEN bool_and(known) THEN sum(n) END,
-       CASE WHEN bool_and(known) THEN min(vmin) END, CASE WHEN bool_and(known) THEN max(vmax) END
-FROM (SELECT *, n IS NOT NULL AND vmin IS NOT NULL AND vmax IS NOT NULL AS known FROM islands) i
+       CASE WHEN bool_and(known) THEN min(vmin) END, CASE WHEN bool_and(known) THEN max(vmax) END,
+       CASE WHEN bool_and(known) THEN (array_agg(vlast ORDER BY max_ts DESC))[1] END  -- the newest arrival's
+FROM (SELECT *, n IS NOT NULL AND vmin IS NOT NULL AND vmax IS NOT NULL AND vlast IS NOT NULL AS known
+      FROM islands) i
 GROUP BY asset_id, metric_id, island
 """
 # a shard (k of n) takes the assets whose id is k modulo n; no shard (n NULL): every asset
 _IN_SHARD = "(CAST(:shards AS int) IS NULL OR {col} % :shards = :shard)"
 _CONSUME = ("DELETE FROM telemetry_arrivals WHERE max_ts <= :now AND " + _IN_SHARD.format(col="asset_id")
-            + " RETURNING asset_id, metric_id, min_ts, max_ts, n, vmin, vmax")
-_PEEK = ("SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax FROM telemetry_arrivals WHERE max_ts <= :now AND "
+            + " RETURNING asset_id, metric_id, min_ts, max_ts, n, vmin, vmax, vlast")
+_PEEK = ("SELECT asset_id, metric_id, min_ts, max_ts, n, vmin, vmax, vlast FROM telemetry_arrivals WHERE max_ts <= :now AND "
          + _IN_SHARD.format(col="asset_id"))
 
 
@@ -815,10 +856,10 @@ def _shard_params(shard: tuple[int, int] | None) -> dict:
 
 
 # what a run takes, per connection: islands of event time per (asset, metric), with how many
-# readings arrived in each and their smallest and largest value (all three NULL unless known for
-# every arrival of the island, none reaching past the run's now)
+# readings arrived in each, their smallest and largest value and the newest one's (all NULL unless
+# known for every arrival of the island, none reaching past the run's now)
 RUN_RANGES = ("CREATE TEMP TABLE IF NOT EXISTS run_ranges (asset_id int, metric_id smallint, lo timestamptz, "
-              "hi timestamptz, n int, vmin float8, vmax float8) ON COMMIT DELETE ROWS")
+              "hi timestamptz, n int, vmin float8, vmax float8, vlast float8) ON COMMIT DELETE ROWS")
 
 
 def take_arrivals(session: Session, *, now: datetime, consume: bool, shard: tuple[int, int] | None = None) -> int:
@@ -837,7 +878,7 @@ def take_arrivals(session: Session, *, now: datetime, consume: bool, shard: tupl
     return n
 
 
-_LIVE_RANGES = "SELECT asset_id, metric_id, lo, hi, n, vmin, vmax FROM run_ranges"
+_LIVE_RANGES = "SELECT asset_id, metric_id, lo, hi, n, vmin, vmax, vlast FROM run_ranges"
 # no_data looks at every asset at `now`, not at what arrived: its range is (newest reading, now]
 _NO_DATA_RANGES = ("SELECT l.asset_id, l.metric_id, l.last_ts AS lo, CAST(:now AS timestamptz) AS hi "
                    "FROM telemetry_latest l WHERE " + _IN_SHARD.format(col="l.asset_id"))

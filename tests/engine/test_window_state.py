@@ -338,6 +338,47 @@ def test_a_flat_line_tells_a_moving_sensor_from_its_arrivals_with_the_same_outco
         assert state[6] is fires and len(_alerts(pg, "F1")) == int(fires)
 
 
+def test_a_counter_tells_what_cannot_fire_from_its_arrivals_with_the_same_outcome(pg):
+    """R4 (runtime): when the arrivals say no reading that arrived can reach the threshold (the
+    largest value minus the counter's baseline), the run records the newest reading from them and
+    reads nothing back. Run after run — climbing to the threshold, firing, the counter reset by
+    hand in the middle of a batch and after it, readings 1-90 s apart, values that dip now and
+    then (the newest is not always the largest) — the same values, states,
+    alerts and readings counted as when the arrivals do not have them (read back from telemetry)."""
+    from tests.engine.helpers import ids
+
+    asset, metric = "CAS-S1-CHILLER_1", "run_hours"
+    aid, mid = ids(pg, asset, metric)
+    rnd = random.Random(11)
+    rows, t, v = [], 0, 490.0
+    while t < 2 * 3600 - 100:
+        t += rnd.randint(1, 90)
+        v = round(v + rnd.random() * 0.8 - (0.6 if rnd.random() < 0.3 else 0), 3)  # (a glitch: the newest not the largest)
+        rows.append((t, v))
+    cuts = sorted(rnd.sample(range(1, len(rows)), 25))
+    reset_at = rows[cuts[15] + 2][0]  # inside the 17th batch
+    outcomes = []
+    for wipe in (None, "UPDATE telemetry_arrivals SET vmin = NULL, vmax = NULL, vlast = NULL"):
+        pg.execute(f"TRUNCATE {MUTABLE_TABLES} RESTART IDENTITY")
+        runs = []
+        for a, b in zip([0, *cuts], [*cuts, len(rows)]):
+            put(pg, asset, metric, [(START + timedelta(seconds=s), x) for s, x in rows[a:b]])
+            if rows[a][0] <= reset_at <= rows[b - 1][0]:
+                pg.execute("INSERT INTO counter_resets (asset_id, metric_id, reset_at, baseline, reset_by, reason) "
+                           "VALUES (%s, %s, %s, %s, 't', 'test')", (aid, mid, START + timedelta(seconds=reset_at),
+                                                                    dict(rows)[reset_at]))
+            if wipe:
+                pg.execute(wipe)
+            result = evaluate(START + timedelta(seconds=rows[b - 1][0]), codes=None)
+            runs.append((result.readings, _state(pg, "R4")))
+        outcomes.append((runs, _alerts(pg, "R4")))
+    (arrivals, alerts), (read_back, read_back_alerts) = outcomes
+    assert arrivals == read_back and alerts == read_back_alerts
+    values = [state[0][1] for _, state in arrivals]
+    assert max(values) > 500 and values[-1] < 100  # fired, then counted again from the reset
+    assert len(alerts) == 1
+
+
 def test_flat_line_state_of_a_sensor_that_just_started(pg):
     """A sensor whose readings so far fill one bucket: the next run merges what arrived into that
     single stored bucket. Run after run, the buckets stored must be those of a run that reads the
