@@ -426,6 +426,18 @@ v AS (
 )"""
 
 
+# A counter's last reset up to the range's end (b.baseline, b.reset_at), and each reading's value:
+# minus that baseline when the reset is before the range's first reading (or there is none), else
+# minus the baseline of its own last reset (a reset within the range: rare). `{b}` holds the reset.
+_LAST_RESET = """
+    LEFT JOIN LATERAL (SELECT r.baseline, r.reset_at FROM counter_resets r
+                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= s.hi
+                       ORDER BY r.reset_at DESC LIMIT 1) b ON true"""
+_COUNTER_VALUE = """t.value - coalesce(CASE WHEN {b}.reset_at IS NULL OR {b}.reset_at <= s.lo THEN {b}.baseline
+               ELSE (SELECT r.baseline FROM counter_resets r
+                     WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
+                     ORDER BY r.reset_at DESC LIMIT 1) END, 0)"""
+
 _VALUES = {
     "threshold": _WINDOWED.replace("{value}", "{agg}(value) OVER w"),
     # a stuck sensor: the readings must cover the window (the first one at most window / min_points
@@ -573,15 +585,9 @@ v AS (
     "runtime": """
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, t.ts, true AS evaluated, 1 AS points,
-           NULL::float8 AS cvalue, t.value - coalesce(CASE WHEN b.reset_at IS NULL OR b.reset_at <= s.lo THEN b.baseline
-               ELSE (SELECT r.baseline FROM counter_resets r
-                     WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
-                     ORDER BY r.reset_at DESC LIMIT 1) END, 0) AS value,
+           NULL::float8 AS cvalue, """ + _COUNTER_VALUE.format(b="b") + """ AS value,
            NULL::numeric[] AS st, NULL::float8[] AS vals
-    FROM scope s
-    LEFT JOIN LATERAL (SELECT r.baseline, r.reset_at FROM counter_resets r
-                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= s.hi
-                       ORDER BY r.reset_at DESC LIMIT 1) b ON true
+    FROM scope s """ + _LAST_RESET + """
     CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
 )""",
     # the live engine: a series is quiet when the arrivals say that none of what arrived can fire
@@ -598,17 +604,11 @@ rq AS (
                     AND NOT EXISTS (SELECT 1 FROM policy_evaluations e
                                     WHERE e.asset_id = s.asset_id AND e.policy_id = :policy_id AND e.firing)
                     AND NOT """ + _live_alert("s.asset_id") + """, false) AS quiet
-    FROM scope s
-    LEFT JOIN LATERAL (SELECT r.baseline, r.reset_at FROM counter_resets r
-                       WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= s.hi
-                       ORDER BY r.reset_at DESC LIMIT 1) b ON true
+    FROM scope s """ + _LAST_RESET + """
 ),
 v AS (
     SELECT s.asset_id, s.metric_id, s.site_id, s.thr, s.cthr, t.ts, true AS evaluated, 1 AS points,
-           NULL::float8 AS cvalue, t.value - coalesce(CASE WHEN s.reset_at IS NULL OR s.reset_at <= s.lo THEN s.baseline
-               ELSE (SELECT r.baseline FROM counter_resets r
-                     WHERE r.asset_id = s.asset_id AND r.metric_id = s.metric_id AND r.reset_at <= t.ts
-                     ORDER BY r.reset_at DESC LIMIT 1) END, 0) AS value,
+           NULL::float8 AS cvalue, """ + _COUNTER_VALUE.format(b="s") + """ AS value,
            NULL::numeric[] AS st, NULL::float8[] AS vals
     FROM rq s CROSS JOIN LATERAL readings(s.asset_id, s.metric_id, s.lo, s.hi) t
     WHERE NOT s.quiet
