@@ -472,15 +472,15 @@ fq AS (  -- (q is empty for a series firing or with a live alert)
            q.n AS n_new
     FROM (SELECT s.asset_id, s.metric_id, s.lo, s.hi, s.site_id, s.thr, s.cthr, s.arrived, s.vmin, s.vmax,
                  pe.last_ts AS st_ts, pe.win_values AS st, pe.win_seconds, pe.win_n, """ + _X.replace("t.ts", "s.hi") + """ AS hi_us,
-                 coalesce(pe.firing, false) AS st_firing, count(*) OVER (PARTITION BY s.asset_id) AS ranges
+                 coalesce(pe.firing, false) AS st_firing, count(*) OVER (PARTITION BY s.asset_id) AS ranges,
+                 NOT coalesce(pe.firing, false) AND NOT """ + _live_alert("s.asset_id") + """ AS may_go_quiet
           FROM scope s LEFT JOIN policy_evaluations pe ON pe.asset_id = s.asset_id AND pe.policy_id = :policy_id) s
     LEFT JOIN LATERAL (
-        SELECT s.arrived AS n, s.vmax - s.vmin AS spread
-        WHERE s.vmin IS NOT NULL AND NOT s.st_firing AND NOT """ + _live_alert("s.asset_id") + """
+        SELECT s.arrived AS n, s.vmax - s.vmin AS spread WHERE s.vmin IS NOT NULL AND s.may_go_quiet
         UNION ALL
         SELECT count(*), max(t.value) - min(t.value)
         FROM readings(s.asset_id, s.metric_id, s.lo, s.hi) t
-        WHERE s.vmin IS NULL AND NOT s.st_firing AND NOT """ + _live_alert("s.asset_id") + """
+        WHERE s.vmin IS NULL AND s.may_go_quiet
         HAVING s.vmin IS NULL) q ON true
 ),
 sc AS (
@@ -719,9 +719,12 @@ UNION ALL  -- one row that always comes back: how many readings were evaluated
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM k) + {quiet}
 ORDER BY 1 NULLS FIRST, 3
 """
-# readings a quiet series received besides the newest one (evaluated at once: none can fire)
-_QUIET_READINGS = "(SELECT CAST(coalesce(sum(n_new - 1), 0) AS bigint) FROM sq WHERE quiet)"
-_QUIET_RUNTIME_READINGS = "(SELECT CAST(coalesce(sum(arrived - 1), 0) AS bigint) FROM rq WHERE quiet)"
+
+
+def _quiet_readings(cte: str, count: str) -> str:
+    """The readings the quiet series of `cte` received besides the newest one (`count` of them in
+    each: evaluated at once, none can fire)."""
+    return f"(SELECT CAST(coalesce(sum({count} - 1), 0) AS bigint) FROM {cte} WHERE quiet)"
 
 _SEGMENTS = """
 SELECT s.asset_id, s.cls, s.first_ts, s.last_ts, s.n, s.peak, s.points, s.instants FROM seg s
@@ -747,17 +750,20 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         clear = f"NOT (value {op} thr)"
     else:  # runtime policies: only their work order done ends the alert
         clear = "false"
-    # the live engine's consecutive and average rules have quiet series (sq), its runtime rules too (rq)
-    quiet = arrived = quiet_runtime = False
+    # the live engine's average and consecutive rules have quiet series (sq), its runtime rules too
+    # (rq): the readings they stand for are counted with the run's
+    quiet = "0"
+    arrived = False  # the statement's quiet test reads what arrived from the arrivals
     if policy.rule_type == "rate_of_change" or (policy.rule_type == "threshold" and agg == "avg"):
         kind = "rate_of_change" if policy.rule_type == "rate_of_change" else "threshold_avg"
         values = _running(kind, incremental=record)
-        quiet = record and kind == "threshold_avg"
+        if record and kind == "threshold_avg":
+            quiet = _quiet_readings("sq", "n_new")
     elif record and policy.rule_type in ("flat_line", "consecutive", "runtime"):
         values = _VALUES[policy.rule_type + "_live"]
-        arrived = policy.rule_type != "consecutive"  # their quiet tests read what arrived from the arrivals
-        quiet_runtime = policy.rule_type == "runtime"
-        quiet = policy.rule_type == "consecutive"
+        arrived = policy.rule_type != "consecutive"
+        quiet = {"consecutive": _quiet_readings("sq", "n_new"), "runtime": _quiet_readings("rq", "arrived")}.get(
+            policy.rule_type, "0")
     else:
         values = _VALUES[policy.rule_type]
     reach = "r.hi" if record and policy.rule_type == "consecutive" else _REACH.get(policy.rule_type, "r.hi")
@@ -772,7 +778,7 @@ def statement(policy: PolicyView, *, ranges: str, record: bool) -> str:
         + _CLASSES.format(op=op, clear=clear, peak="max" if policy.peak_is_max else "min",
                           live_assets=_LIVE_ASSETS if record else "")
         # quiet series stand for every reading they received
-        + (_RECORD.replace("{quiet}", _QUIET_READINGS if quiet else _QUIET_RUNTIME_READINGS if quiet_runtime else "0")
+        + (_RECORD.replace("{quiet}", quiet)
            .replace("{far_new}", _far(op, "n.value", "n.thr")).replace("{far_stored}", _far(op, "e.value", "n.thr"))
            if record else _SEGMENTS)
     )
